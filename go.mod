@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/apache/arrow-go/v18 v18.9.0
+	github.com/google/go-cmp v0.7.0
 	google.golang.org/protobuf v1.36.12
 )
 

@@ -1,0 +1,79 @@
+package artifacts
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSamplesRoundTrip(t *testing.T) {
+	store, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Samples{
+		Root: "/data/x", NumAttributes: 3,
+		Image:     []string{"img/a b.jpg", "img/ü.jpg"},
+		Partition: []string{"train", "train"},
+		Category:  []int32{3, 0},
+		BBox:      [][4]int32{{1, 2, 3, 4}, {}},
+		HasBBox:   []bool{true, false},
+		Landmarks: [][]int32{{5, 6}, nil},
+		Labels:    []int8{1, -1, 0, 0, 1, -1},
+	}
+	id, err := store.PutSamples(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := store.GetSamples(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("samples round trip (-want +got):\n%s", diff)
+	}
+	again, err := store.PutSamples(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != id {
+		t.Errorf("re-encoding changed the id: %s then %s", id.Short(), again.Short())
+	}
+}
+
+func TestModelAndPredictionsRoundTrip(t *testing.T) {
+	store, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Model{ONNX: []byte{1, 2, 3}, Meta: ModelMeta{Input: "x", Output: "y", Height: 8, Width: 8,
+		Scale: 255, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{1, 1, 1},
+		Attributes: []Attribute{{Index: 0, Name: "a", Type: 1, TypeName: "texture"}}}}
+	id, err := store.PutModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetModel(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("model round trip (-want +got):\n%s", diff)
+	}
+	if _, err := store.GetPredictions(id); err == nil {
+		t.Error("reading a model as predictions: want a kind error")
+	}
+
+	p := &Predictions{NumAttributes: 2, Image: []string{"a", "b"}, Scores: []float32{0.1, 0.9, 0.5, 0.25}}
+	pid, err := store.PutPredictions(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotP, err := store.GetPredictions(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, gotP); diff != "" {
+		t.Errorf("predictions round trip (-want +got):\n%s", diff)
+	}
+}
