@@ -1,0 +1,92 @@
+package ort
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sharedModels is ../shared/models beside the checkout.
+func sharedModels(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "models")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("shared models not found at %s", dir)
+	}
+	return dir
+}
+
+func TestRunSmallCNN(t *testing.T) {
+	model, err := os.ReadFile(filepath.Join(sharedModels(t), "smallcnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out, err := Describe(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in) != 1 || len(out) != 1 {
+		t.Fatalf("smallcnn: %d inputs, %d outputs; want 1 and 1", len(in), len(out))
+	}
+	s, err := NewSession(model, []string{in[0].Name}, []string{out[0].Name}, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	x, err := NewEmptyTensor[float32](2, 3, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Destroy()
+	y, err := NewEmptyTensor[float32](2, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Destroy()
+	for i := range 3 {
+		x.GetData()[i] = float32(i)
+	}
+	if err := s.Run([]Value{x}, []Value{y}); err != nil {
+		t.Fatal(err)
+	}
+	nonzero := 0
+	for _, v := range y.GetData() {
+		if v != 0 {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		t.Error("smallcnn produced all-zero logits")
+	}
+}
+
+func TestCUDAOnCPUBuild(t *testing.T) {
+	model, err := os.ReadFile(filepath.Join(sharedModels(t), "smallcnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out, err := Describe(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(infos []IOInfo) []string { return []string{infos[0].Name} }
+	_, err = NewSession(model, names(in), names(out), Options{Provider: "cuda"})
+	if os.Getenv("STITCH_EXPECT_CUDA") != "" {
+		if err != nil {
+			t.Fatalf("CUDA expected: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrNoCUDA) {
+		t.Fatalf("cuda on a CPU build: got %v, want ErrNoCUDA", err)
+	}
+	s, err := NewSession(model, names(in), names(out), Options{Provider: "cuda", FallbackCPU: true})
+	if err != nil {
+		t.Fatalf("cuda with fall back: %v", err)
+	}
+	defer s.Close()
+	if s.Provider != "cpu" {
+		t.Errorf("provider after fall back = %q, want cpu", s.Provider)
+	}
+}
