@@ -1,0 +1,151 @@
+package predict
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"path/filepath"
+
+	"stitch/artifacts"
+	"stitch/models/infer"
+	"stitch/models/ort"
+	"stitch/pipeline"
+	"stitch/stages/pixels"
+)
+
+// Params are the parameters of a predict stage.
+type Params struct {
+	// BatchSize is the number of images per ONNX Runtime run.
+	BatchSize int `yaml:"batch_size"`
+	// Partition is a label for people (train, val, test); it changes
+	// nothing computed.
+	Partition string `yaml:"partition"`
+	// Crop cuts each image to its bounding box (when it has one) before
+	// resizing, as training does; CropMargin widens the box by that
+	// fraction of its size on each side.
+	Crop       bool    `yaml:"crop"`
+	CropMargin float64 `yaml:"crop_margin"`
+}
+
+// NewParams returns the defaults: batches of 32, crop to the box.
+func NewParams() *Params { return &Params{BatchSize: 32, Crop: true} }
+
+// Validate checks the parameters.
+func (p *Params) Validate() error {
+	if p.BatchSize <= 0 {
+		return fmt.Errorf("batch_size %d: want at least 1", p.BatchSize)
+	}
+	if p.CropMargin < 0 || p.CropMargin > 1 {
+		return fmt.Errorf("crop_margin %g: want 0 to 1", p.CropMargin)
+	}
+	return nil
+}
+
+type kind struct{}
+
+// New returns the predict stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string    { return "predict" }
+func (kind) Version() string { return "1" }
+
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "model", Kind: artifacts.KindModel, Doc: "the model to run"},
+		// No declared kind: a samples table and an images table both work.
+		{Name: "samples", Doc: "samples or images of one partition"},
+	}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "predictions", Kind: artifacts.KindPredictions, Doc: "a probability per sample and attribute"},
+	}
+}
+
+func (kind) NewParams() any { return NewParams() }
+
+func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
+	p := params.(*Params)
+	store := run.Store()
+	modelID, ok1 := run.Input("model")
+	samplesID, ok2 := run.Input("samples")
+	if !ok1 || !ok2 {
+		return fmt.Errorf("predict %s: inputs model and samples are required", run.Stage())
+	}
+	model, err := store.GetModel(modelID)
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+	}
+	samples, err := store.GetSamples(samplesID)
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+	}
+
+	settings := run.Settings()
+	pred, err := infer.New(model, infer.Options{BatchSize: p.BatchSize, Runtime: ort.Options{
+		Provider: settings.Provider, DeviceID: settings.DeviceID, Threads: settings.Threads,
+		FallbackCPU: settings.FallbackCPU, Logger: run.Logger(),
+	}})
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+	}
+	defer pred.Close()
+	if pred.NumOutputs() != samples.NumAttributes {
+		return fmt.Errorf("predict %s: %w: the model scores %d attributes, the samples have %d",
+			run.Stage(), infer.ErrOutputCount, pred.NumOutputs(), samples.NumAttributes)
+	}
+
+	fill := SamplesFill(samples, model.Meta, p.Crop, p.CropMargin)
+	progress := func(done int) { run.Progress().Report("predict", done, samples.Len(), p.Partition) }
+	scores, err := pred.Predict(ctx, samples.Len(), fill, progress)
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+	}
+	id, err := store.PutPredictions(&artifacts.Predictions{
+		NumAttributes: pred.NumOutputs(), Image: samples.Image, Scores: scores,
+	})
+	if err != nil {
+		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+	}
+	run.SetOutput("predictions", id)
+	run.Logger().Info("predicted", "stage", run.Stage(), "partition", p.Partition,
+		"images", samples.Len(), "attributes", pred.NumOutputs(), "provider", pred.Provider())
+	return nil
+}
+
+// SamplesFill returns the infer.Fill that turns row i of samples into the
+// model's input: the stored pixels of an images table, or the image file
+// under samples.Root, cropped to its box when crop is set.
+func SamplesFill(samples *artifacts.Samples, meta artifacts.ModelMeta, crop bool, margin float64) infer.Fill {
+	return func(_ context.Context, i int, dst []float32) error {
+		var img *image.NRGBA
+		if samples.Pixels != nil {
+			var err error
+			if img, err = pixels.FromRGB(samples.Pixels[i], samples.Width, samples.Height); err != nil {
+				return fmt.Errorf("image %s: %w", samples.Image[i], err)
+			}
+		} else {
+			var err error
+			if img, err = pixels.Load(filepath.Join(samples.Root, samples.Image[i])); err != nil {
+				return err
+			}
+			if crop && samples.HasBBox[i] {
+				img = pixels.CropBox(img, samples.BBox[i], margin)
+			}
+		}
+		if err := toTensor(dst, img, meta); err != nil {
+			return fmt.Errorf("image %s: %w", samples.Image[i], err)
+		}
+		return nil
+	}
+}
+
+// toTensor resizes img to the model's input size when needed and writes
+// it normalised into dst.
+func toTensor(dst []float32, img *image.NRGBA, meta artifacts.ModelMeta) error {
+	if b := img.Bounds(); b.Dx() != meta.Width || b.Dy() != meta.Height {
+		img = pixels.Fit(img, meta.Width, meta.Height)
+	}
+	return pixels.ToTensor(dst, img, meta.Scale, meta.Mean, meta.Std)
+}
