@@ -1,0 +1,98 @@
+// Package baseline is the `baseline` stage kind: the frequency baseline
+// every experiment must beat. It predicts, for every image, each
+// attribute's positive rate in the training samples, so its top k are
+// always the k most frequent attributes. Evaluated like a model, it is the
+// row "what you get without looking at the pixels".
+package baseline
+
+import (
+	"context"
+	"fmt"
+
+	"stitch/artifacts"
+	"stitch/pipeline"
+)
+
+// Params are the parameters of a baseline stage (none yet).
+type Params struct{}
+
+type kind struct{}
+
+// New returns the baseline stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string    { return "baseline" }
+func (kind) Version() string { return "1" }
+func (kind) NewParams() any  { return &Params{} }
+
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "train", Kind: artifacts.KindSamples, Doc: "training samples: the attribute frequencies"},
+		{Name: "samples", Doc: "the samples (or images) to predict"},
+	}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "predictions", Kind: artifacts.KindPredictions, Doc: "training frequency of each attribute"},
+	}
+}
+
+func (kind) Run(ctx context.Context, run pipeline.Run, _ any) error {
+	store := run.Store()
+	trainID, ok1 := run.Input("train")
+	samplesID, ok2 := run.Input("samples")
+	if !ok1 || !ok2 {
+		return fmt.Errorf("baseline %s: inputs train and samples are required", run.Stage())
+	}
+	train, err := store.GetSamples(trainID)
+	if err != nil {
+		return fmt.Errorf("baseline %s: %w", run.Stage(), err)
+	}
+	samples, err := store.GetSamples(samplesID)
+	if err != nil {
+		return fmt.Errorf("baseline %s: %w", run.Stage(), err)
+	}
+	if train.NumAttributes != samples.NumAttributes {
+		return fmt.Errorf("baseline %s: train has %d attributes, samples %d",
+			run.Stage(), train.NumAttributes, samples.NumAttributes)
+	}
+
+	freq := Frequencies(train)
+	pred := &artifacts.Predictions{NumAttributes: samples.NumAttributes, Image: samples.Image}
+	pred.Scores = make([]float32, 0, samples.Len()*samples.NumAttributes)
+	for range samples.Image {
+		pred.Scores = append(pred.Scores, freq...)
+	}
+	id, err := store.PutPredictions(pred)
+	if err != nil {
+		return fmt.Errorf("baseline %s: %w", run.Stage(), err)
+	}
+	run.SetOutput("predictions", id)
+	return nil
+}
+
+// Frequencies returns each attribute's positive rate among the rows whose
+// label for it is known (label 0 is unknown and counts nowhere); an
+// attribute with no known label gets 0.
+func Frequencies(s *artifacts.Samples) []float32 {
+	pos := make([]int, s.NumAttributes)
+	known := make([]int, s.NumAttributes)
+	for i := range s.Len() {
+		for a, label := range s.Row(i) {
+			if label != artifacts.Unknown {
+				known[a]++
+			}
+			if label == artifacts.Present {
+				pos[a]++
+			}
+		}
+	}
+	freq := make([]float32, s.NumAttributes)
+	for a := range freq {
+		if known[a] > 0 {
+			freq[a] = float32(pos[a]) / float32(known[a])
+		}
+	}
+	return freq
+}
