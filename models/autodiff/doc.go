@@ -1,0 +1,69 @@
+// Package autodiff differentiates ONNX graphs in reverse mode, writing the
+// gradients as standard ONNX operators (opset 17, no com.microsoft kernels)
+// so that a training step is one ordinary ONNX Runtime run, on the CPU
+// provider as on CUDA.
+//
+// # Contract
+//
+// Backward appends to a forward graph the nodes computing the gradient of
+// a scalar objective with respect to chosen parameters (initializers or
+// graph inputs), given the gradient (seed) of the objective with respect to
+// one tensor. Frozen parameters are simply not listed: everything that does
+// not depend on a listed parameter is a constant and gets no gradient node,
+// so the first layer never computes an input gradient. Gradients of tensors
+// read several times are accumulated with one Sum. Shapes are static (the
+// batch size is fixed in a step graph): InferShapes resolves them from the
+// input shapes, and the generated Reshapes and constants bake them in.
+//
+// The output is deterministic: the same graph gives the same nodes, names
+// and bytes. Generated names start with Options.Prefix ("grad/"); the
+// gradient of parameter p is named prefix+p where nothing else claims it.
+// An operator without a rule on the gradient path is an error naming the
+// node and the operator; one off the path (constant plumbing) is fine.
+//
+// # Supported operators and their gradients
+//
+//	Op                  gradient formulation (dY: gradient of the output)
+//	Conv                dX, stride 1: Conv(dY, W flipped in space, transposed per group), 1.0x forward
+//	                    dX, strided 1x1: Conv(dY, Wᵀ) interleaved with zeros (Reshape, Pad)
+//	                    dX, other strides: ConvTranspose(dY, W) with output_padding
+//	                    dW, 1x1: batched MatMul of dY and X (strided: Slice), ReduceSum over N
+//	                    dW, kxk: X unfolded by a grouped one-hot Conv, batched MatMul per
+//	                    group against dY, ReduceSum over N (depthwise: M/g = 1 makes dYᵀ a Reshape)
+//	                    dB: ReduceSum(dY, [0,2,3]); auto_pad SAME_*/VALID resolved to pads
+//	Gemm                one Gemm per input, transA/transB swapped to absorb transposes;
+//	                    alpha kept, dC = beta*dY summed over broadcast axes
+//	MatMul              dA = dY·Bᵀ, dB = Aᵀ·dY, summed over broadcast batch axes (ranks >= 2)
+//	Add, Sub, Sum       dY (negated for Sub's B), ReduceSum over broadcast axes
+//	Mul, Div            dY*B, dY*A; dY/B, -dY*Y/B; each reduced over broadcast axes
+//	Neg, Sqrt           -dY; dY/(2Y)
+//	Relu                Where(Y > 0, dY, 0): reads Y, so Conv+Relu stays fusable
+//	LeakyRelu           Where(Y > 0, dY, alpha*dY)
+//	Clip                Where(min < Y < max, dY, 0); bounds from inputs, Constant nodes, attributes
+//	Sigmoid, Tanh       dY*Y*(1-Y); dY*(1-Y²)
+//	HardSigmoid         Where(0 < Y < 1, alpha*dY, 0)
+//	HardSwish           dY * (0 below -3, 1 above 3, X/3+1/2 between), PyTorch's convention
+//	Softmax             Y*(dY - ReduceSum(dY*Y, axis))
+//	BatchNormalization  inference: dX = dY*scale/sqrt(var+eps); dscale, dbias, dmean, dvar
+//	                    from ReduceSum(dY) and ReduceSum(dY*X) per channel;
+//	                    training_mode=1: through the batch mean and variance,
+//	                    dX = scale*invstd*(dY - mean(dY) - x̂*mean(dY*x̂))
+//	MaxPool             ScatterElements(add) of dY at the Indices output, which
+//	                    Backward adds to the forward node: exact, overlapping windows add
+//	GlobalMaxPool       the same through a whole-plane MaxPool with Indices (exact with ties)
+//	AveragePool         dY times a constant map of 1/count (count_include_pad, ceil_mode),
+//	                    ConvTranspose with a kernel of ones over [N*C,1,oh,ow]; Expand
+//	                    when windows tile the input
+//	GlobalAveragePool   Expand(dY/(H*W))
+//	ReduceMean, ReduceSum  Expand of dY (scaled by 1/n for the mean)
+//	Flatten, Reshape, Squeeze, Unsqueeze  Reshape to the input's shape
+//	Transpose           Transpose by the inverse permutation
+//	Concat              Split (all inputs need a gradient) or a Slice per input that does
+//	Pad                 constant mode: Slice (negative pads: Pad by the opposite)
+//	Dropout             identity in inference mode (no or false training_mode), which is
+//	                    how step graphs treat it; with training_mode true: dY*mask/(1-ratio),
+//	                    the mask output added to the forward node if missing
+//	Identity            dY
+//
+// Constant, Shape and integer plumbing carry no gradient.
+package autodiff
