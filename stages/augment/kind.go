@@ -1,0 +1,271 @@
+package augment
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
+	"math/rand/v2"
+	"path/filepath"
+
+	"stitch/artifacts"
+	"stitch/pipeline"
+	"stitch/stages/pixels"
+)
+
+// Params are the parameters of an augment stage: the notebook's
+// ImageDataGenerator arguments plus the mode.
+type Params struct {
+	// Mode is online (store the policy for train) or materialise (store
+	// augmented copies in an images table).
+	Mode             string  `yaml:"mode"`
+	Rescale          float64 `yaml:"rescale"`
+	ShearRange       float64 `yaml:"shear_range"`
+	ZoomRange        float64 `yaml:"zoom_range"`
+	RotationRange    float64 `yaml:"rotation_range"`
+	WidthShiftRange  float64 `yaml:"width_shift_range"`
+	HeightShiftRange float64 `yaml:"height_shift_range"`
+	HorizontalFlip   bool    `yaml:"horizontal_flip"`
+	FillMode         string  `yaml:"fill_mode"`
+	CVal             float64 `yaml:"cval"`
+	// TargetSize is height, width.
+	TargetSize [2]int `yaml:"target_size"`
+	// Copies is K, the augmented copies per row (materialise).
+	Copies int `yaml:"copies"`
+	// KeepOriginal also stores each row unaugmented (materialise).
+	KeepOriginal bool `yaml:"keep_original"`
+	// Crop crops file images to their box, grown by Margin, first.
+	Crop   bool    `yaml:"crop"`
+	Margin float64 `yaml:"margin"`
+	// Preview is the number of samples in the contact sheet.
+	Preview int `yaml:"preview"`
+	// OnBadImage is error or skip (materialise; skipped rows are logged).
+	OnBadImage string `yaml:"on_bad_image"`
+	// Seed overrides the stage's seed when not 0.
+	Seed int64 `yaml:"seed"`
+}
+
+// NewParams returns the notebook's generator: rescale 1/255, shear 11
+// degrees, zoom 0.2, horizontal flip, nearest fill, 224 x 224.
+func NewParams() *Params {
+	return &Params{
+		Mode: "online", Rescale: 1.0 / 255, ShearRange: 11, ZoomRange: 0.2, HorizontalFlip: true,
+		FillMode: "nearest", TargetSize: [2]int{224, 224}, Copies: 2, KeepOriginal: true,
+		Crop: true, Margin: 0.1, Preview: 8, OnBadImage: "error",
+	}
+}
+
+// Policy returns the augmentation the parameters describe; zoom_range z
+// becomes [1-z, 1+z] as in Keras.
+func (p *Params) Policy() *Policy {
+	return &Policy{
+		Rescale: p.Rescale, ShearRange: p.ShearRange, ZoomRange: [2]float64{1 - p.ZoomRange, 1 + p.ZoomRange},
+		RotationRange: p.RotationRange, WidthShiftRange: p.WidthShiftRange, HeightShiftRange: p.HeightShiftRange,
+		HorizontalFlip: p.HorizontalFlip, FillMode: p.FillMode, CVal: p.CVal, TargetSize: p.TargetSize,
+	}
+}
+
+// Validate checks the parameters.
+func (p *Params) Validate() error {
+	if p.Mode != "online" && p.Mode != "materialise" {
+		return fmt.Errorf("mode %q: want online or materialise", p.Mode)
+	}
+	if p.ZoomRange < 0 || p.ZoomRange >= 1 {
+		return fmt.Errorf("zoom_range %g: want 0 to below 1", p.ZoomRange)
+	}
+	if p.Mode == "materialise" && (p.Copies < 1 || p.TargetSize[0] == 0) {
+		return errors.New("materialise needs copies >= 1 and a target_size")
+	}
+	if p.OnBadImage != "error" && p.OnBadImage != "skip" {
+		return fmt.Errorf("on_bad_image %q: want error or skip", p.OnBadImage)
+	}
+	if p.Preview < 0 || p.Preview > 64 {
+		return fmt.Errorf("preview %d: want 0 to 64", p.Preview)
+	}
+	return p.Policy().Validate()
+}
+
+type kind struct{}
+
+// New returns the augment stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string    { return "augment" }
+func (kind) Version() string { return "1" }
+func (kind) NewParams() any  { return NewParams() }
+
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{{Name: "samples", Kind: artifacts.KindSamples, Optional: true,
+		Doc: "rows to augment (materialise) or to preview (online); a samples or images table"}}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "policy", Kind: artifacts.KindAugment, Doc: "the augmentation, for train (online)"},
+		{Name: "images", Kind: artifacts.KindImages, Doc: "augmented copies (materialise; empty online)"},
+		{Name: "preview", Kind: artifacts.KindReport, Doc: "PNG contact sheet: original then augmented copies"},
+	}
+}
+
+func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
+	p := params.(*Params)
+	policy := p.Policy()
+	store := run.Store()
+	seed := p.Seed
+	if seed == 0 {
+		seed = run.Seed()
+	}
+	var in *artifacts.Samples
+	if id, ok := run.Input("samples"); ok {
+		var err error
+		if in, err = store.GetSamples(id); err != nil {
+			return err
+		}
+	} else if p.Mode == "materialise" {
+		return errors.New("augment: materialise needs a samples input")
+	}
+
+	id, err := PutPolicy(store, policy)
+	if err != nil {
+		return err
+	}
+	run.SetOutput("policy", id)
+
+	out := &artifacts.Samples{Pixels: [][]byte{}, Height: max(1, p.TargetSize[0]), Width: max(1, p.TargetSize[1])}
+	if in != nil {
+		out = in.EmptyLike()
+		out.Pixels, out.Height, out.Width = [][]byte{}, p.TargetSize[0], p.TargetSize[1]
+	}
+	if p.Mode == "materialise" {
+		if err := materialise(ctx, run, p, policy, in, out, seed); err != nil {
+			return err
+		}
+	}
+	if id, err = store.PutSamples(out); err != nil {
+		return err
+	}
+	run.SetOutput("images", id)
+
+	sheet, err := preview(p, policy, in, seed)
+	if err != nil {
+		return err
+	}
+	if id, err = store.Put(sheet); err != nil {
+		return err
+	}
+	run.SetOutput("preview", id)
+	return nil
+}
+
+// source returns row i of s as an image: its pixels in an images table,
+// else the file cropped to its box.
+func source(p *Params, s *artifacts.Samples, i int) (*image.NRGBA, error) {
+	if s.Pixels != nil {
+		return pixels.FromRGB(s.Pixels[i], s.Width, s.Height)
+	}
+	img, err := pixels.Load(filepath.Join(s.Root, filepath.FromSlash(s.Image[i])))
+	if err != nil {
+		return nil, err
+	}
+	if p.Crop && s.HasBBox[i] {
+		img = pixels.CropBox(img, s.BBox[i], p.Margin)
+	}
+	return img, nil
+}
+
+// rowRand seeds a generator per (row, copy), so a copy does not depend on
+// which rows were skipped before it.
+func rowRand(seed int64, row, copyIndex int) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), uint64(row)<<16|uint64(copyIndex)))
+}
+
+func materialise(ctx context.Context, run pipeline.Run, p *Params, policy *Policy,
+	in, out *artifacts.Samples, seed int64) error {
+	h, w := p.TargetSize[0], p.TargetSize[1]
+	var skipped []string
+	for i := range in.Len() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		run.Progress().Report("augment", i, in.Len(), "")
+		img, err := source(p, in, i)
+		if err != nil {
+			if p.OnBadImage == "error" {
+				return fmt.Errorf("augment: %w", err)
+			}
+			skipped = append(skipped, in.Image[i])
+			run.Logger().Warn("skipping a bad image", "image", in.Image[i], "err", err)
+			continue
+		}
+		add := func(key string, pix *image.NRGBA) {
+			out.Append(in, i)
+			out.Image[len(out.Image)-1] = key
+			out.Pixels = append(out.Pixels, pixels.RGB(pix))
+		}
+		if p.KeepOriginal {
+			add(in.Image[i], pixels.Fit(img, w, h))
+		}
+		for k := 1; k <= p.Copies; k++ {
+			add(fmt.Sprintf("%s#aug%d", in.Image[i], k), policy.Apply(img, rowRand(seed, i, k)))
+		}
+	}
+	if len(skipped) > 0 {
+		run.Logger().Warn("bad images skipped", "count", len(skipped), "first", skipped[0])
+	}
+	return nil
+}
+
+// preview draws a contact sheet: per sample a row with the original and
+// four augmented copies. Without samples it augments a test card.
+func preview(p *Params, policy *Policy, in *artifacts.Samples, seed int64) ([]byte, error) {
+	const cell, copies = 96, 4
+	var sources []*image.NRGBA
+	if in != nil {
+		for i := 0; i < in.Len() && len(sources) < p.Preview; i++ {
+			if img, err := source(p, in, i); err == nil {
+				sources = append(sources, img)
+			}
+		}
+	}
+	if len(sources) == 0 && p.Preview > 0 {
+		sources = append(sources, testCard(cell))
+	}
+	sheet := image.NewNRGBA(image.Rect(0, 0, cell*(1+copies), cell*max(1, len(sources))))
+	draw.Draw(sheet, sheet.Bounds(), image.White, image.Point{}, draw.Src)
+	for r, src := range sources {
+		cells := []*image.NRGBA{pixels.Fit(src, cell, cell)}
+		for k := 1; k <= copies; k++ {
+			cells = append(cells, pixels.Fit(policy.Apply(src, rowRand(seed, r, 1000+k)), cell, cell))
+		}
+		for c, img := range cells {
+			draw.Draw(sheet, image.Rect(c*cell, r*cell, (c+1)*cell, (r+1)*cell), img, image.Point{}, draw.Src)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, sheet); err != nil {
+		return nil, fmt.Errorf("augment: preview: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// testCard is an asymmetric pattern that makes every transform visible.
+func testCard(n int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, n, n))
+	for y := range n {
+		for x := range n {
+			i := img.PixOffset(x, y)
+			r, g, b := uint8(40), uint8(90), uint8(200)
+			if (x/(n/8)+y/(n/8))%2 == 0 {
+				r, g, b = 235, 235, 235
+			}
+			if x < n/4 && y < n/4 {
+				r, g, b = 220, 40, 40 // a red corner shows flips and rotations
+			}
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = r, g, b, 255
+		}
+	}
+	return img
+}

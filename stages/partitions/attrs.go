@@ -1,0 +1,131 @@
+package partitions
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"stitch/artifacts"
+)
+
+// coarseTypeNames are DeepFashion's attribute types in the coarse layout.
+var coarseTypeNames = map[int]string{1: "texture", 2: "fabric", 3: "shape", 4: "part", 5: "style"}
+
+// fineTypeNames are the group ids of DeepFashion's Anno_fine layout; 7
+// (style) is stitch's own, used by the synthetic dataset.
+var fineTypeNames = map[int]string{1: "texture", 2: "sleeve", 3: "length", 4: "neckline", 5: "fabric", 6: "fit", 7: "style"}
+
+// readAttrCloth reads list_attr_cloth.txt: a count, a header, then one
+// attribute per row whose last token is its type (names contain spaces).
+// In the coarse layout the type must be 1..5; in the fine layout it is a
+// group id (1..7 named, larger ids accepted as "group N").
+func readAttrCloth(path, name string, coarse bool) ([]artifacts.Attribute, error) {
+	lr, err := openLines(path, name)
+	if err != nil {
+		return nil, err
+	}
+	defer lr.Close()
+	count, err := lr.readHeader("attribute_name")
+	if err != nil {
+		return nil, err
+	}
+	var attrs []artifacts.Attribute
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok, rest := lastToken(line)
+		typ, ok := parseInt(tok)
+		if !ok || len(rest) == 0 {
+			return nil, lr.errorf("want an attribute name and a type, got %q", clip(line))
+		}
+		typeName, err := attrTypeName(int(typ), coarse)
+		if err != nil {
+			return nil, lr.errorf("attribute %q: %v", rest, err)
+		}
+		attrs = append(attrs, artifacts.Attribute{
+			Index: len(attrs), Name: string(rest), Type: int(typ), TypeName: typeName,
+		})
+	}
+	if err := lr.checkCount(count, len(attrs)); err != nil {
+		return nil, err
+	}
+	if len(attrs) == 0 {
+		return nil, fmt.Errorf("parse %s: no attributes", name)
+	}
+	return attrs, nil
+}
+
+func attrTypeName(typ int, coarse bool) (string, error) {
+	if coarse {
+		if n, ok := coarseTypeNames[typ]; ok {
+			return n, nil
+		}
+		return "", fmt.Errorf("type %d outside 1..5 (texture, fabric, shape, part, style)", typ)
+	}
+	if n, ok := fineTypeNames[typ]; ok {
+		return n, nil
+	}
+	if typ < 1 {
+		return "", fmt.Errorf("group id %d, want 1 or more", typ)
+	}
+	return fmt.Sprintf("group %d", typ), nil
+}
+
+// selectType restricts attrs to one type (0 keeps all). keep[j] is the
+// output column of input column j, or -1; kept attributes are renumbered
+// so names, types and label columns stay aligned.
+func selectType(attrs []artifacts.Attribute, attrType int) (kept []artifacts.Attribute, keep []int, err error) {
+	keep = make([]int, len(attrs))
+	for j, a := range attrs {
+		keep[j] = -1
+		if attrType == 0 || a.Type == attrType {
+			keep[j] = len(kept)
+			a.Index = len(kept)
+			kept = append(kept, a)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, fmt.Errorf("attr_type %d: no attribute has this type", attrType)
+	}
+	return kept, keep, nil
+}
+
+// readCategoryCloth reads list_category_cloth.txt: a count, a header, then
+// a category name and its body type (1 upper, 2 lower, 3 full) per row;
+// ids are 1-based row numbers.
+func readCategoryCloth(path, name string) ([]artifacts.Category, error) {
+	lr, err := openLines(path, name)
+	if err != nil {
+		return nil, err
+	}
+	defer lr.Close()
+	count, err := lr.readHeader("category_name")
+	if err != nil {
+		return nil, err
+	}
+	var cats []artifacts.Category
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok, rest := lastToken(line)
+		body, ok := parseInt(tok)
+		if !ok || len(rest) == 0 {
+			return nil, lr.errorf("want a category name and a body type, got %q", clip(line))
+		}
+		if body < 1 || body > 3 {
+			return nil, lr.errorf("category %q: body type %d outside 1..3", rest, body)
+		}
+		cats = append(cats, artifacts.Category{ID: len(cats) + 1, Name: string(rest), BodyType: int(body)})
+	}
+	return cats, lr.checkCount(count, len(cats))
+}

@@ -1,0 +1,457 @@
+package partitions
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"stitch/artifacts"
+)
+
+// coarseFixture is a small valid coarse dataset; tests edit a copy.
+func coarseFixture() map[string]string {
+	return map[string]string{
+		"Anno/list_attr_cloth.txt": "3\nattribute_name  attribute_type\nfloral print   1\ndenim   2\nlong sleeve   4\n",
+		"Anno/list_attr_img.txt": "4\nimage_name  attribute_labels\n" +
+			"img/a.jpg  1 -1 0\nimg/b.jpg  -1 1 1\nimg/c.jpg  -1 -1 -1\nimg/d.jpg  1 1 -1\n",
+		"Anno/list_bbox.txt": "4\nimage_name  x_1  y_1  x_2  y_2\n" +
+			"img/a.jpg 1 2 30 40\nimg/b.jpg 0 0 10 10\nimg/c.jpg 5 5 6 6\nimg/d.jpg 072 045 137 154\n",
+		"Anno/list_category_cloth.txt": "2\ncategory_name  category_type\nBlouse  1\nMaxi dress  3\n",
+		"Anno/list_category_img.txt":   "2\nimage_name  category_label\nimg/a.jpg 1\nimg/d.jpg 2\n",
+		"Anno/list_landmarks.txt": "2\nimage_name  clothes_type  variation_type  landmark_visibility_1 ...\n" +
+			"img/a.jpg 1 0  0 10 11  1 12 13  2 0 0  0 14 15  0 16 17  0 18 19\n" +
+			"img/c.jpg 2 1  0 1 2  0 3 4  0 5 6  0 7 8\n",
+		"Eval/list_eval_partition.txt": "4\nimage_name  evaluation_status\n" +
+			"img/a.jpg train\nimg/b.jpg train\nimg/c.jpg val\nimg/d.jpg test\n",
+	}
+}
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		path := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func readCoarseFiles(t *testing.T, files map[string]string) (*Dataset, error) {
+	t.Helper()
+	return Read(t.Context(), &Params{Root: writeFiles(t, files), Layout: "coarse"})
+}
+
+func TestCoarseFixture(t *testing.T) {
+	ds, err := readCoarseFiles(t, coarseFixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := ds.Partitions[0]
+	if diff := cmp.Diff([]string{"img/a.jpg", "img/b.jpg"}, train.Image); diff != "" {
+		t.Errorf("train images (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int8{1, -1, 0, -1, 1, 1}, train.Labels); diff != "" {
+		t.Errorf("train labels (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int32{1, 0}, train.Category); diff != "" {
+		t.Errorf("train categories (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int32{10, 11, 12, 13, 0, 0, 14, 15, 16, 17, 18, 19}, train.Landmarks[0]); diff != "" {
+		t.Errorf("landmarks of a (-want +got):\n%s", diff)
+	}
+	test := ds.Partitions[2]
+	if !test.HasBBox[0] || test.BBox[0] != [4]int32{72, 45, 137, 154} || test.Category[0] != 2 {
+		t.Errorf("test row: box %v %v category %d", test.HasBBox[0], test.BBox[0], test.Category[0])
+	}
+	want := []artifacts.Category{{ID: 1, Name: "Blouse", BodyType: 1}, {ID: 2, Name: "Maxi dress", BodyType: 3}}
+	if diff := cmp.Diff(want, ds.Categories); diff != "" {
+		t.Errorf("categories (-want +got):\n%s", diff)
+	}
+	if got := ds.Attributes[0]; got.Name != "floral print" || got.TypeName != "texture" {
+		t.Errorf("attribute 0 = %+v", got)
+	}
+}
+
+// TestCoarseBadInput gives each bad input its own case; the error must
+// name the file and line.
+func TestCoarseBadInput(t *testing.T) {
+	const attrImg = "Anno/list_attr_img.txt"
+	replace := func(file, old, new string) func(map[string]string) {
+		return func(f map[string]string) {
+			if !strings.Contains(f[file], old) {
+				panic("fixture has no " + old)
+			}
+			f[file] = strings.Replace(f[file], old, new, 1)
+		}
+	}
+	tests := []struct {
+		name string
+		edit func(map[string]string)
+		want string
+	}{
+		{"count line too high", replace(attrImg, "4\n", "5\n"),
+			"Anno/list_attr_img.txt:1: count line says 5 rows, the file has 4"},
+		{"count line not a number", replace(attrImg, "4\n", "four\n"),
+			"Anno/list_attr_img.txt:1: want a row count"},
+		{"one value too few", replace(attrImg, "img/b.jpg  -1 1 1", "img/b.jpg  -1 1"),
+			"Anno/list_attr_img.txt:4: row has 2 label values after the image path, want 3"},
+		{"one value too many", replace(attrImg, "img/b.jpg  -1 1 1", "img/b.jpg  -1 1 1 1"),
+			"Anno/list_attr_img.txt:4: row has more than 3 label values"},
+		{"bad label", replace(attrImg, "img/b.jpg  -1 1 1", "img/b.jpg  -1 2 1"),
+			`Anno/list_attr_img.txt:4: bad label "2"`},
+		{"no image path", replace(attrImg, "img/b.jpg  -1 1 1", "-1 1 1"),
+			"Anno/list_attr_img.txt:4: row has no image path"},
+		{"missing header", replace(attrImg, "image_name  attribute_labels\n", ""),
+			`Anno/list_attr_img.txt:2: missing header: want a line starting with "image_name"`},
+		{"missing attribute header", replace("Anno/list_attr_cloth.txt", "attribute_name  attribute_type\n", ""),
+			"Anno/list_attr_cloth.txt:2: missing header"},
+		{"type outside 1..5", replace("Anno/list_attr_cloth.txt", "denim   2", "denim   6"),
+			`Anno/list_attr_cloth.txt:4: attribute "denim": type 6 outside 1..5`},
+		{"type zero", replace("Anno/list_attr_cloth.txt", "denim   2", "denim   0"),
+			"Anno/list_attr_cloth.txt:4: attribute \"denim\": type 0 outside 1..5"},
+		{"duplicated image row", replace(attrImg, "img/c.jpg  -1 -1 -1", "img/a.jpg  -1 -1 -1"),
+			"Anno/list_attr_img.txt:5: image img/a.jpg listed again (first at line 3)"},
+		{"duplicated partition row", replace("Eval/list_eval_partition.txt", "img/c.jpg val", "img/a.jpg val"),
+			"Eval/list_eval_partition.txt:5: image img/a.jpg listed again (first at line 3)"},
+		{"image in partition file not in attribute file", func(f map[string]string) {
+			replace(attrImg, "img/c.jpg  -1 -1 -1\n", "")(f)
+			replace(attrImg, "4\n", "3\n")(f)
+		}, "Eval/list_eval_partition.txt:5: image img/c.jpg is in the partition file but not in Anno/list_attr_img.txt"},
+		{"image in attribute file not in partition file", replace(attrImg, "img/c.jpg", "img/x.jpg"),
+			"Anno/list_attr_img.txt:5: image img/x.jpg is not in Eval/list_eval_partition.txt"},
+		{"unknown partition", replace("Eval/list_eval_partition.txt", "img/c.jpg val", "img/c.jpg validation"),
+			`Eval/list_eval_partition.txt:5: partition "validation"`},
+		{"bbox value too few", replace("Anno/list_bbox.txt", "img/b.jpg 0 0 10 10", "img/b.jpg 0 10 10"),
+			"Anno/list_bbox.txt:4: row has 3 values after the image path, want 4"},
+		{"bbox of an unknown image", replace("Anno/list_bbox.txt", "img/b.jpg", "img/z.jpg"),
+			"Anno/list_bbox.txt:4: image img/z.jpg is not in Eval/list_eval_partition.txt"},
+		{"category out of range", replace("Anno/list_category_img.txt", "img/d.jpg 2", "img/d.jpg 3"),
+			"Anno/list_category_img.txt:4: category 3 outside 1..2"},
+		{"landmarks width", replace("Anno/list_landmarks.txt", "0 7 8\n", "0 7\n"),
+			"Anno/list_landmarks.txt:4: want image path, clothes type"},
+		{"absolute image path", replace("Eval/list_eval_partition.txt", "img/c.jpg val", "/etc/c.jpg val"),
+			"Eval/list_eval_partition.txt:5: image path \"/etc/c.jpg\" must be relative"},
+		{"missing attribute file", func(f map[string]string) { delete(f, "Anno/list_attr_cloth.txt") },
+			"read Anno/list_attr_cloth.txt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := coarseFixture()
+			tt.edit(files)
+			_, err := readCoarseFiles(t, files)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCoarseTolerated checks the spellings that must read like the
+// fixture: other label notations, CRLF, tabs and runs of spaces.
+func TestCoarseTolerated(t *testing.T) {
+	want, err := readCoarseFiles(t, coarseFixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(map[string]string)
+	}{
+		{"1.0 and +1", func(f map[string]string) {
+			f["Anno/list_attr_img.txt"] = strings.NewReplacer("img/a.jpg  1 -1 0", "img/a.jpg  1.0 -1.0 0.0",
+				"img/b.jpg  -1 1 1", "img/b.jpg  -1 +1 +1.00").Replace(f["Anno/list_attr_img.txt"])
+		}},
+		{"CRLF", func(f map[string]string) {
+			for name, content := range f {
+				f[name] = strings.ReplaceAll(content, "\n", "\r\n")
+			}
+		}},
+		{"tabs and runs of spaces", func(f map[string]string) {
+			for name, content := range f {
+				// Only separators change: names keep their inner spaces.
+				f[name] = strings.NewReplacer("  ", "\t \t", ".jpg ", ".jpg\t", " -1", "\t-1").Replace(content)
+			}
+		}},
+		{"blank lines, byte order mark, no final newline", func(f map[string]string) {
+			f["Anno/list_attr_img.txt"] = "\ufeff" + strings.ReplaceAll(f["Anno/list_attr_img.txt"], "img/c", "\nimg/c")
+			f["Eval/list_eval_partition.txt"] = strings.TrimSuffix(f["Eval/list_eval_partition.txt"], "\n")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := coarseFixture()
+			tt.edit(files)
+			got, err := readCoarseFiles(t, files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b string) bool { return a == b }),
+				cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Root" }, cmp.Ignore())); diff != "" {
+				t.Errorf("dataset (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCoarsePathsWithSpacesAndNonASCII(t *testing.T) {
+	files := coarseFixture()
+	paths := map[string]string{"img/a.jpg": "img/summer dress 01.jpg", "img/b.jpg": "img/veste légère/été №2.jpg"}
+	for name, content := range files {
+		for old, new := range paths {
+			content = strings.ReplaceAll(content, old, new)
+		}
+		files[name] = content
+	}
+	files["img/summer dress 01.jpg"] = "x"
+	files["img/veste légère/été №2.jpg"] = "x"
+	files["img/c.jpg"], files["img/d.jpg"] = "x", "x"
+	root := writeFiles(t, files)
+	ds, err := Read(t.Context(), &Params{Root: root, Layout: "coarse", CheckImages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkImages(t.Context(), ds); err != nil {
+		t.Fatal(err)
+	}
+	train := ds.Partitions[0]
+	if diff := cmp.Diff([]string{"img/summer dress 01.jpg", "img/veste légère/été №2.jpg"}, train.Image); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int8{1, -1, 0, -1, 1, 1}, train.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	if !train.HasBBox[1] || train.BBox[1] != [4]int32{0, 0, 10, 10} {
+		t.Errorf("box of the non-ASCII path: %v", train.BBox[1])
+	}
+}
+
+func TestCheckImagesMissing(t *testing.T) {
+	files := coarseFixture()
+	files["img/a.jpg"], files["img/b.jpg"], files["img/d.jpg"] = "x", "x", "x"
+	root := writeFiles(t, files)
+	ds, err := Read(t.Context(), &Params{Root: root, Layout: "coarse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkImages(t.Context(), ds)
+	if err == nil || !strings.Contains(err.Error(), "1 of 4 listed images are missing") ||
+		!strings.Contains(err.Error(), "img/c.jpg") {
+		t.Fatalf("error %v, want img/c.jpg missing", err)
+	}
+}
+
+func fineFixture() map[string]string {
+	return map[string]string{
+		"Anno_fine/list_attr_cloth.txt": "3\nattribute_name  attribute_type\nfloral  1\nlong_sleeve  2\ntight  6\n",
+		"Anno_fine/train.txt":           "img/a.jpg\nimg/b.jpg\n",
+		"Anno_fine/train_attr.txt":      "1 0 0\n0 1 1\n",
+		"Anno_fine/train_bbox.txt":      "1 2 30 40\n0 0 10 10\n",
+		"Anno_fine/train_landmarks.txt": "1 2 3 4\n0 0 5 6\n",
+		"Anno_fine/val.txt":             "img/c.jpg\n",
+		"Anno_fine/val_attr.txt":        "0 0 0\n",
+		"Anno_fine/test.txt":            "img/d.jpg\n",
+		"Anno_fine/test_attr.txt":       "1 1 0\n",
+	}
+}
+
+func TestFine(t *testing.T) {
+	ds, err := Read(t.Context(), &Params{Root: writeFiles(t, fineFixture()), Layout: "fine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int8{1, -1, -1, -1, 1, 1}, ds.Partitions[0].Labels); diff != "" {
+		t.Errorf("train labels (-want +got):\n%s", diff)
+	}
+	if got := ds.Attributes[2].TypeName; got != "fit" {
+		t.Errorf("type of tight: %q, want fit", got)
+	}
+	if diff := cmp.Diff([][]int32{{1, 2, 3, 4}, {0, 0, 5, 6}}, ds.Partitions[0].Landmarks); diff != "" {
+		t.Errorf("landmarks (-want +got):\n%s", diff)
+	}
+	if ds.Partitions[1].HasBBox[0] {
+		t.Error("val has no box file but a row has a box")
+	}
+}
+
+func TestFineBadInput(t *testing.T) {
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"value too few", "Anno_fine/train_attr.txt", "1 0 0\n0 1\n", "Anno_fine/train_attr.txt:2: row has 2 label values, want 3"},
+		{"value too many", "Anno_fine/train_attr.txt", "1 0 0 1\n0 1 1\n", "Anno_fine/train_attr.txt:1: row has 4 label values, want 3"},
+		{"row missing", "Anno_fine/train_attr.txt", "1 0 0\n", "Anno_fine/train_attr.txt: 1 rows, train.txt lists 2 images"},
+		{"row too many", "Anno_fine/val_attr.txt", "0 0 0\n1 1 1\n", "Anno_fine/val_attr.txt:2: more rows than the 1 images of val.txt"},
+		{"bad label", "Anno_fine/test_attr.txt", "1 2 0\n", `Anno_fine/test_attr.txt:1: bad label "2"`},
+		{"duplicated image", "Anno_fine/test.txt", "img/a.jpg\n", "Anno_fine/test.txt:1: image img/a.jpg listed again"},
+		{"bbox width", "Anno_fine/train_bbox.txt", "1 2 30 40\n0 0 10\n", "Anno_fine/train_bbox.txt:2: row has 3 values, want 4"},
+		{"missing header", "Anno_fine/list_attr_cloth.txt", "3\nfloral  1\nlong_sleeve  2\ntight  6\n",
+			"Anno_fine/list_attr_cloth.txt:2: missing header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := fineFixture()
+			files[tt.file] = tt.content
+			_, err := Read(t.Context(), &Params{Root: writeFiles(t, files), Layout: "fine"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCSVWide(t *testing.T) {
+	files := map[string]string{
+		"labels.csv": "image,partition,category,x1,y1,x2,y2,striped,floral,long sleeves\r\n" +
+			"img/0001.jpg,train,3,10,12,200,240,1,-1,\r\n" +
+			"\"img/with, comma.jpg\",val,,,,,,-1,+1,1.0\r\n" +
+			"img/0003.jpg,test,1,,,,,0,1,-1\r\n",
+		"attributes.csv": "name,type\nstriped,1\nfloral,1\nlong sleeves,4\n",
+	}
+	p := &Params{Root: writeFiles(t, files), Layout: "csv",
+		CSV: CSVParams{File: "labels.csv", Attributes: "attributes.csv"}}
+	ds, err := Read(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []artifacts.Attribute{
+		{Index: 0, Name: "striped", Type: 1, TypeName: "texture"},
+		{Index: 1, Name: "floral", Type: 1, TypeName: "texture"},
+		{Index: 2, Name: "long sleeves", Type: 4, TypeName: "part"},
+	}
+	if diff := cmp.Diff(want, ds.Attributes); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+	train, val := ds.Partitions[0], ds.Partitions[1]
+	if diff := cmp.Diff([]int8{1, -1, 0}, train.Labels); diff != "" {
+		t.Errorf("train labels (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int8{-1, 1, 1}, val.Labels); diff != "" {
+		t.Errorf("val labels (-want +got):\n%s", diff)
+	}
+	if train.BBox[0] != [4]int32{10, 12, 200, 240} || val.HasBBox[0] || val.Image[0] != "img/with, comma.jpg" {
+		t.Errorf("train box %v, val box %v, val image %q", train.BBox[0], val.HasBBox[0], val.Image[0])
+	}
+	if len(ds.Categories) != 3 || train.Category[0] != 3 {
+		t.Errorf("%d categories, train category %d; want 3 and 3", len(ds.Categories), train.Category[0])
+	}
+
+	p.AttrType = 4
+	part, err := Read(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(part.Attributes) != 1 || part.Partitions[0].Labels[0] != 0 {
+		t.Errorf("attr_type 4: %+v, labels %v", part.Attributes, part.Partitions[0].Labels)
+	}
+}
+
+func TestCSVList(t *testing.T) {
+	files := map[string]string{
+		"labels.csv":     "image,partition,tags\nimg/1.jpg,train,floral; long sleeves\nimg/2.jpg,test,\n",
+		"attributes.csv": "name,type,type_name\nstriped,1,\nfloral,1,\nlong sleeves,4,sleeve\n",
+	}
+	p := &Params{Root: writeFiles(t, files), Layout: "csv",
+		CSV: CSVParams{File: "labels.csv", Attributes: "attributes.csv", LabelsColumn: "tags", ListSeparator: ";"}}
+	ds, err := Read(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int8{-1, 1, 1}, ds.Partitions[0].Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	if ds.Attributes[2].TypeName != "sleeve" {
+		t.Errorf("type name %q, want sleeve", ds.Attributes[2].TypeName)
+	}
+}
+
+func TestCSVBadInput(t *testing.T) {
+	tests := []struct{ name, labels, want string }{
+		{"no partition column", "image,striped\na.jpg,1\n", `labels.csv:1: no "partition" column`},
+		{"bad label", "image,partition,striped\na.jpg,train,2\n", `labels.csv:2: column "striped": bad label "2"`},
+		{"bad partition", "image,partition,striped\na.jpg,dev,1\n", `labels.csv:2: partition "dev"`},
+		{"duplicated image", "image,partition,striped\na.jpg,train,1\na.jpg,val,1\n",
+			"labels.csv:3: image a.jpg listed again (first at line 2)"},
+		{"row too short", "image,partition,striped\na.jpg,train\n", "labels.csv:2: wrong number of fields"},
+		{"partial box", "image,partition,x1,y1,striped\na.jpg,train,1,2,1\n", "labels.csv:1: a box needs all of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := writeFiles(t, map[string]string{"labels.csv": tt.labels})
+			_, err := Read(t.Context(), &Params{Root: root, Layout: "csv", CSV: CSVParams{File: "labels.csv"}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Params
+		want string
+	}{
+		{"no root", Params{Layout: "coarse"}, "root"},
+		{"bad layout", Params{Root: "x", Layout: "parquet"}, "layout"},
+		{"attr_type", Params{Root: "x", Layout: "coarse", AttrType: 7}, "attr_type"},
+		{"csv without file", Params{Root: "x", Layout: "csv"}, "csv.file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.p.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+	if err := NewParams().Validate(); err == nil {
+		t.Error("defaults without a root validate")
+	}
+}
+
+func FuzzSplitLabels(f *testing.F) {
+	for _, seed := range []string{
+		"img/a.jpg  1 -1 0", "img/a b.jpg\t+1 1.0 -1", "1 1 1", "img/x.jpg 1 1", "img/x.jpg 1 1 1 1",
+		"été 0 0 0", "a -1.0e0 1 0", "",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		lr := &lineReader{name: "fuzz", line: 1}
+		dst := make([]int8, 3)
+		trimmed := trimSpace([]byte(line))
+		image, err := splitLabels(lr, trimmed, dst)
+		ref := make([]int8, 3)
+		refImage, refErr := splitLabelsSimple(lr, trimmed, ref)
+		if fmt.Sprint(err) != fmt.Sprint(refErr) || string(image) != string(refImage) || (err == nil && !cmp.Equal(dst, ref)) {
+			t.Fatalf("fast path: %q %v %v; reference: %q %v %v", image, dst, err, refImage, ref, refErr)
+		}
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "parse fuzz:1: ") {
+				t.Fatalf("error %q does not name the file and line", err)
+			}
+			return
+		}
+		if len(image) == 0 || isSpace(image[len(image)-1]) {
+			t.Fatalf("image %q: empty or ends in white space", image)
+		}
+		// Writing the row back canonically must read the same.
+		again := make([]int8, 3)
+		canon := string(image)
+		for _, v := range dst {
+			canon += " " + map[int8]string{1: "1", -1: "-1", 0: "0"}[v]
+		}
+		image2, err := splitLabels(lr, []byte(canon), again)
+		if err != nil || string(image2) != string(image) || !cmp.Equal(dst, again) {
+			t.Fatalf("reparse of %q: %q %v %v, want %q %v", canon, image2, again, err, image, dst)
+		}
+	})
+}

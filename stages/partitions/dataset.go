@@ -1,0 +1,141 @@
+package partitions
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"stitch/artifacts"
+)
+
+// partitionNames are the partitions, in output order.
+var partitionNames = [3]string{"train", "val", "test"}
+
+func partitionIndex(name []byte) int {
+	for i, p := range partitionNames {
+		if string(name) == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// Dataset is a parsed dataset: what a partitions stage stores.
+type Dataset struct {
+	Attributes []artifacts.Attribute
+	// Categories is empty when the dataset has none.
+	Categories []artifacts.Category
+	// Partitions are train, val and test, in that order.
+	Partitions [3]*artifacts.Samples
+}
+
+func newDataset(root string, numAttrs int, counts [3]int) *Dataset {
+	ds := &Dataset{}
+	for p := range ds.Partitions {
+		n := counts[p]
+		ds.Partitions[p] = &artifacts.Samples{
+			Root: root, NumAttributes: numAttrs,
+			Image: make([]string, 0, n), Partition: make([]string, 0, n),
+			Category: make([]int32, 0, n), BBox: make([][4]int32, 0, n),
+			HasBBox: make([]bool, 0, n), Landmarks: make([][]int32, 0, n),
+			Labels: make([]int8, 0, n*numAttrs),
+		}
+	}
+	return ds
+}
+
+// appendRow adds an image with no category, box or landmarks yet.
+func appendRow(s *artifacts.Samples, image string, part int, labels []int8) {
+	s.Image = append(s.Image, image)
+	s.Partition = append(s.Partition, partitionNames[part])
+	s.Category = append(s.Category, 0)
+	s.BBox = append(s.BBox, [4]int32{})
+	s.HasBBox = append(s.HasBBox, false)
+	s.Landmarks = append(s.Landmarks, nil)
+	s.Labels = append(s.Labels, labels...)
+}
+
+// imageIndex maps each image of the partition file to its partition and,
+// once the attribute file has listed it, to its row in that partition.
+type imageIndex struct {
+	file   string
+	byPath map[string]int32
+	paths  []string
+	part   []int8
+	line   []int32
+	row    []int32 // -1 until the attribute file lists the image
+	rowAt  []int32 // line of the attribute file that listed it
+	counts [3]int
+}
+
+func newImageIndex(file string, capacity int) *imageIndex {
+	return &imageIndex{
+		file: file, byPath: make(map[string]int32, capacity),
+		paths: make([]string, 0, capacity), part: make([]int8, 0, capacity),
+		line: make([]int32, 0, capacity), row: make([]int32, 0, capacity),
+		rowAt: make([]int32, 0, capacity),
+	}
+}
+
+// add registers an image; lr positions the error of a duplicate.
+func (ix *imageIndex) add(lr *lineReader, path []byte, part int) error {
+	if k, dup := ix.byPath[string(path)]; dup {
+		return lr.errorf("image %s listed again (first at line %d)", path, ix.line[k])
+	}
+	p := string(path)
+	if !filepath.IsLocal(filepath.FromSlash(p)) {
+		return lr.errorf("image path %q must be relative to the data root and stay inside it", p)
+	}
+	ix.byPath[p] = int32(len(ix.paths))
+	ix.paths = append(ix.paths, p)
+	ix.part = append(ix.part, int8(part))
+	ix.line = append(ix.line, int32(lr.line))
+	ix.row = append(ix.row, -1)
+	ix.rowAt = append(ix.rowAt, 0)
+	ix.counts[part]++
+	return nil
+}
+
+// lookup finds the partition and row of an image listed in a secondary
+// file (bbox, landmarks, categories).
+func (ix *imageIndex) lookup(lr *lineReader, path []byte, attrFile string) (part, row int, err error) {
+	k, ok := ix.byPath[string(path)]
+	if !ok {
+		return 0, 0, lr.errorf("image %s is not in %s", path, ix.file)
+	}
+	if ix.row[k] < 0 {
+		return 0, 0, lr.errorf("image %s is not in %s", path, attrFile)
+	}
+	return int(ix.part[k]), int(ix.row[k]), nil
+}
+
+// checkAllLabelled reports the first image of the partition file that the
+// attribute file did not list.
+func (ix *imageIndex) checkAllLabelled(attrFile string) error {
+	for k, r := range ix.row {
+		if r < 0 {
+			return fmt.Errorf("parse %s:%d: image %s is in the partition file but not in %s",
+				ix.file, ix.line[k], ix.paths[k], attrFile)
+		}
+	}
+	return nil
+}
+
+// seen tracks which rows of one partition a secondary file has listed, so
+// a second listing is an error rather than a silent overwrite.
+type seen struct{ lines [3][]int32 }
+
+func newSeen(ds *Dataset) *seen {
+	s := &seen{}
+	for p, part := range ds.Partitions {
+		s.lines[p] = make([]int32, part.Len())
+	}
+	return s
+}
+
+func (s *seen) mark(lr *lineReader, path []byte, part, row int) error {
+	if first := s.lines[part][row]; first != 0 {
+		return lr.errorf("image %s listed again (first at line %d)", path, first)
+	}
+	s.lines[part][row] = int32(lr.line)
+	return nil
+}

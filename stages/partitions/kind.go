@@ -1,0 +1,229 @@
+package partitions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"stitch/artifacts"
+	"stitch/pipeline"
+)
+
+// Params are the parameters of a partitions stage.
+type Params struct {
+	// Root is the dataset folder; relative paths are taken from the
+	// working directory and made absolute.
+	Root string `yaml:"root"`
+	// Layout is coarse, fine or csv.
+	Layout string `yaml:"layout"`
+	// AttrType keeps only the attributes of one type (coarse: 1 texture,
+	// 2 fabric, 3 shape, 4 part, 5 style; fine: the group id); 0 keeps all.
+	AttrType int `yaml:"attr_type"`
+	// CheckImages verifies that every listed image exists.
+	CheckImages bool `yaml:"check_images"`
+	// CSV configures the csv layout.
+	CSV CSVParams `yaml:"csv"`
+}
+
+// NewParams returns the defaults: coarse layout, all attribute types.
+func NewParams() *Params {
+	return &Params{
+		Layout: "coarse",
+		CSV:    CSVParams{File: "labels.csv", ListSeparator: ";"},
+	}
+}
+
+// Validate checks the parameters without touching the disk.
+func (p *Params) Validate() error {
+	if p.Root == "" {
+		return errors.New("root: the dataset folder is required")
+	}
+	switch p.Layout {
+	case "coarse":
+		if p.AttrType < 0 || p.AttrType > 5 {
+			return fmt.Errorf("attr_type %d: want 0 (all) or 1..5", p.AttrType)
+		}
+	case "fine", "csv":
+		if p.AttrType < 0 {
+			return fmt.Errorf("attr_type %d: want 0 (all) or a type id", p.AttrType)
+		}
+	default:
+		return fmt.Errorf("layout %q: want coarse, fine or csv", p.Layout)
+	}
+	if p.Layout == "csv" {
+		if p.CSV.File == "" {
+			return errors.New("csv.file: the labels table is required")
+		}
+		if p.CSV.LabelsColumn != "" && p.CSV.ListSeparator == "" {
+			return errors.New("csv.list_separator: required with labels_column")
+		}
+	}
+	return nil
+}
+
+// root returns the absolute dataset folder.
+func (p *Params) root() (string, error) {
+	root, err := filepath.Abs(p.Root)
+	if err != nil {
+		return "", fmt.Errorf("root %s: %w", p.Root, err)
+	}
+	return root, nil
+}
+
+type kind struct{}
+
+// New returns the partitions stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string    { return "partitions" }
+func (kind) Version() string { return "1" }
+
+// Inputs has one optional input, after: artifacts that must exist before
+// the dataset is read (a synth stage's manifest). They are not read; they
+// order the stages and enter the run key, so a regenerated dataset is
+// read again.
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{{Name: "after", Optional: true, Many: true,
+		Doc: "stages that write the dataset folder (e.g. synth.manifest)"}}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "attributes", Kind: artifacts.KindAttributes, Doc: "attribute names and types, in label order"},
+		{Name: "categories", Kind: artifacts.KindCategories, Doc: "categories (empty when the dataset has none)"},
+		{Name: "train", Kind: artifacts.KindSamples, Doc: "training samples"},
+		{Name: "val", Kind: artifacts.KindSamples, Doc: "validation samples"},
+		{Name: "test", Kind: artifacts.KindSamples, Doc: "test samples"},
+	}
+}
+
+func (kind) NewParams() any { return NewParams() }
+
+// Externals names the annotation folders, and the image folder when the
+// images are checked, so that editing any of them reruns the stage.
+func (kind) Externals(params any) ([]string, error) {
+	p := params.(*Params)
+	root, err := p.root()
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	switch p.Layout {
+	case "coarse":
+		anno, err := coarseAnnoDir(root)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, filepath.Join(root, anno), filepath.Join(root, "Eval"))
+	case "fine":
+		paths = append(paths, filepath.Join(root, fineDir))
+	case "csv":
+		paths = append(paths, filepath.Join(root, p.CSV.File))
+		if p.CSV.Attributes != "" {
+			paths = append(paths, filepath.Join(root, p.CSV.Attributes))
+		}
+	}
+	if p.CheckImages {
+		paths = append(paths, imageFolders(root, p)...)
+	}
+	return paths, nil
+}
+
+// imageFolders returns the folder holding the images: img/ in the
+// DeepFashion layouts, the whole root for a CSV dataset.
+func imageFolders(root string, p *Params) []string {
+	if p.Layout == "csv" {
+		return []string{root}
+	}
+	return []string{filepath.Join(root, "img")}
+}
+
+func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
+	p := params.(*Params)
+	ds, err := Read(ctx, p)
+	if err != nil {
+		return err
+	}
+	log := run.Logger()
+	if p.CheckImages {
+		if err := checkImages(ctx, ds); err != nil {
+			return err
+		}
+	}
+
+	store := run.Store()
+	id, err := store.PutAttributes(ds.Attributes)
+	if err != nil {
+		return err
+	}
+	run.SetOutput("attributes", id)
+	if id, err = store.PutCategories(ds.Categories); err != nil {
+		return err
+	}
+	run.SetOutput("categories", id)
+	for i, s := range ds.Partitions {
+		if s.Len() == 0 {
+			log.Warn("partition is empty", "partition", partitionNames[i])
+		}
+		if id, err = store.PutSamples(s); err != nil {
+			return err
+		}
+		run.SetOutput(partitionNames[i], id)
+	}
+	log.Info("partitions read", "root", ds.Partitions[0].Root, "layout", p.Layout,
+		"attributes", len(ds.Attributes), "categories", len(ds.Categories),
+		"train", ds.Partitions[0].Len(), "val", ds.Partitions[1].Len(), "test", ds.Partitions[2].Len())
+	return nil
+}
+
+// Read parses the dataset that p describes, without storing anything.
+// Tests and the synth command use it to check a folder.
+func Read(ctx context.Context, p *Params) (*Dataset, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	root, err := p.root()
+	if err != nil {
+		return nil, err
+	}
+	switch p.Layout {
+	case "coarse":
+		return readCoarse(ctx, root, p.AttrType)
+	case "fine":
+		return readFine(ctx, root, p.AttrType)
+	default:
+		return readCSVLayout(ctx, root, p.AttrType, p.CSV)
+	}
+}
+
+// checkImages stats every listed image and reports the missing ones.
+func checkImages(ctx context.Context, ds *Dataset) error {
+	var missing []string
+	total := 0
+	for _, s := range ds.Partitions {
+		for _, image := range s.Image {
+			total++
+			if total&1023 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			st, err := os.Stat(filepath.Join(s.Root, filepath.FromSlash(image)))
+			if err == nil && !st.Mode().IsRegular() {
+				err = errors.New("not a regular file")
+			}
+			if err != nil {
+				missing = append(missing, image)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	shown := missing[:min(len(missing), 5)]
+	return fmt.Errorf("check images: %d of %d listed images are missing under %s: %s",
+		len(missing), total, ds.Partitions[0].Root, strings.Join(shown, ", "))
+}
