@@ -1,0 +1,211 @@
+package evaluate
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"stitch/artifacts"
+	"stitch/pipeline/pipelinetest"
+)
+
+// The 4 x 6 example of package metrics' tests: its numbers are worked out
+// there; here they only need to come through the stage.
+var (
+	images = []string{"img0.jpg", "img1.jpg", "img2.jpg", "img3.jpg"}
+	scores = [][]float32{
+		{.9, .8, .1, .7, .2, .3},
+		{.5, .5, .4, .1, .6, .2},
+		{.1, .2, .3, .4, .5, .6},
+		{.3, .9, .2, .6, .1, .8},
+	}
+	labels = [][]int8{
+		{1, -1, -1, 1, -1, 0},
+		{-1, 1, -1, -1, -1, -1},
+		{-1, -1, -1, -1, 1, 1},
+		{0, 1, -1, -1, -1, 0},
+	}
+	attrs = []artifacts.Attribute{
+		{Index: 0, Name: "floral", Type: 1, TypeName: "texture"},
+		{Index: 1, Name: "striped", Type: 1, TypeName: "texture"},
+		{Index: 2, Name: "dotted", Type: 1, TypeName: "texture"},
+		{Index: 3, Name: "denim", Type: 2, TypeName: "fabric"},
+		{Index: 4, Name: "lace", Type: 2, TypeName: "fabric"},
+		{Index: 5, Name: "maxi", Type: 3, TypeName: "shape"},
+	}
+)
+
+func samplesOf(order []int) *artifacts.Samples {
+	s := &artifacts.Samples{NumAttributes: 6}
+	for _, i := range order {
+		s.Image = append(s.Image, images[i])
+		s.Partition = append(s.Partition, "test")
+		s.Category = append(s.Category, 0)
+		s.BBox = append(s.BBox, [4]int32{})
+		s.HasBBox = append(s.HasBBox, false)
+		s.Landmarks = append(s.Landmarks, nil)
+		s.Labels = append(s.Labels, labels[i]...)
+	}
+	return s
+}
+
+func predictionsOf(order []int) *artifacts.Predictions {
+	p := &artifacts.Predictions{NumAttributes: 6}
+	for _, i := range order {
+		p.Image = append(p.Image, images[i])
+		p.Scores = append(p.Scores, scores[i]...)
+	}
+	return p
+}
+
+// runStage runs evaluate on the given rows and returns its metrics rows.
+func runStage(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predictions, k []int) ([]artifacts.MetricRow, []artifacts.AttributeMetricRow, error) {
+	t.Helper()
+	run := pipelinetest.NewRun(t, "evaluate-test")
+	sid, err := run.St.PutSamples(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := run.St.PutPredictions(pred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aid, err := run.St.PutAttributes(attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Bind("samples", sid)
+	run.Bind("predictions", pid)
+	run.Bind("attributes", aid)
+	if err := New().Run(t.Context(), run, &Params{K: k}); err != nil {
+		return nil, nil, err
+	}
+	mid, err := run.Output("metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, rows, err := run.St.GetMetrics(mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info != (artifacts.MetricsInfo{Images: samples.Len(), Attributes: 6, MacroAttributes: 5}) {
+		t.Errorf("metrics info %+v", info)
+	}
+	paid, err := run.Output("per_attribute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	perAttr, err := run.St.GetAttributeMetrics(paid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, perAttr, nil
+}
+
+func value(rows []artifacts.MetricRow, k int, scope, avg, metric string) (float64, string, bool) {
+	for _, r := range rows {
+		if r.K == k && r.Scope == scope && r.Average == avg && r.Metric == metric {
+			return r.Value, r.Note, true
+		}
+	}
+	return 0, "", false
+}
+
+func TestEvaluateStage(t *testing.T) {
+	// Predictions in another order than the samples: joined by key.
+	rows, perAttr, err := runStage(t, samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{2, 0, 3, 1}), []int{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approx := cmpopts.EquateApprox(0, 1e-12)
+	checks := []struct {
+		k                  int
+		scope, avg, metric string
+		want               float64
+	}{
+		{1, "all", "micro", "recall", .5},
+		{1, "all", "micro", "precision", .75},
+		{2, "all", "micro", "f1", 8.0 / 13},
+		{3, "all", "macro", "f1", 109.0 / 150},
+		{1, "all", "pooled", "recall", 5.0 / 6},
+		{1, "all", "global", "recall", .5},
+		{1, "type:texture", "", "recall", 2.0 / 3},
+		{0, "all", "micro", "auc", 8.0 / 9},
+		{0, "all", "macro", "map", 13.0 / 15},
+	}
+	for _, c := range checks {
+		got, _, ok := value(rows, c.k, c.scope, c.avg, c.metric)
+		if !ok || !cmp.Equal(got, c.want, approx) {
+			t.Errorf("k=%d %s %s %s = %v (found %v), want %v", c.k, c.scope, c.avg, c.metric, got, ok, c.want)
+		}
+	}
+	if _, note, _ := value(rows, 2, "all", "macro", "recall"); note != "macro over 5 of 6 attributes with positives" {
+		t.Errorf("macro note %q", note)
+	}
+	// 3 ks x 6 attributes; lace (a4) at k=2 as in the metrics tests.
+	if len(perAttr) != 18 {
+		t.Fatalf("%d per-attribute rows, want 18", len(perAttr))
+	}
+	want := artifacts.AttributeMetricRow{K: 2, Index: 4, Name: "lace", Type: 2, TypeName: "fabric",
+		Positives: 1, Predicted: 2, TP: 1, FP: 1, Recall: 1, Precision: .5, F1: 2.0 / 3,
+		AP: .5, AUC: 2.0 / 3, HasAP: true, HasAUC: true}
+	if diff := cmp.Diff(want, perAttr[6+4], approx); diff != "" {
+		t.Errorf("lace at k=2 (-want +got):\n%s", diff)
+	}
+	if perAttr[2].HasAP || perAttr[2].HasAUC {
+		t.Errorf("dotted has no positives but AP/AUC defined: %+v", perAttr[2])
+	}
+}
+
+func TestEvaluateAlignment(t *testing.T) {
+	// Same rows, same order, duplicated (a resampled set): accepted as is.
+	dup := []int{0, 1, 1, 2, 3}
+	rows, _, err := runStage(t, samplesOf(dup), predictionsOf(dup), []int{1})
+	if err != nil {
+		t.Fatalf("duplicates in matching order: %v", err)
+	}
+	// img1's top 1 is a4 (-1): counted twice now.
+	if got, _, _ := value(rows, 1, "all", "micro", "precision"); got != 3.0/5 {
+		t.Errorf("precision with img1 twice = %v, want 3/5", got)
+	}
+
+	cases := []struct {
+		name           string
+		samples, preds []int
+		want           string
+	}{
+		{"missing", []int{0, 1, 2, 3}, []int{3, 1, 0}, `1 of 4 samples have no prediction (first: "img2.jpg")`},
+		{"duplicate out of order", []int{0, 1, 1, 2}, []int{2, 1, 0}, `image "img1.jpg" appears twice in the samples`},
+		{"duplicate prediction", []int{0, 1, 2}, []int{2, 1, 1, 0}, `image "img1.jpg" appears twice in the predictions`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := runStage(t, samplesOf(c.samples), predictionsOf(c.preds), []int{1})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "evaluate evaluate-test") {
+				t.Errorf("got %v, want an error naming the stage and %q", err, c.want)
+			}
+		})
+	}
+	// A prediction of an image not in the samples (img3) is left out.
+	rows, _, err = runStage(t, samplesOf([]int{0, 1, 2}), predictionsOf([]int{3, 2, 1, 0}), []int{1})
+	if err != nil {
+		t.Fatalf("extra prediction: %v", err)
+	}
+	// Tops img0 a0+, img1 a4-, img2 a5+: precision 2/3.
+	if got, _, _ := value(rows, 1, "all", "micro", "precision"); got != 2.0/3 {
+		t.Errorf("precision without img3 = %v, want 2/3", got)
+	}
+}
+
+func TestParams(t *testing.T) {
+	if err := NewParams().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	for _, k := range [][]int{nil, {0}, {3, 3}} {
+		if err := (&Params{K: k}).Validate(); err == nil {
+			t.Errorf("k %v accepted", k)
+		}
+	}
+}

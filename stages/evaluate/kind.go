@@ -1,0 +1,270 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"stitch/artifacts"
+	"stitch/metrics"
+	"stitch/pipeline"
+)
+
+// Params are the parameters of an evaluate stage.
+type Params struct {
+	// K lists the top-k cut-offs.
+	K []int `yaml:"k"`
+}
+
+// NewParams returns the defaults: k in 3, 5 and 20.
+func NewParams() *Params { return &Params{K: []int{3, 5, 20}} }
+
+// Validate checks the parameters.
+func (p *Params) Validate() error {
+	if len(p.K) == 0 {
+		return fmt.Errorf("k: want at least one cut-off")
+	}
+	seen := map[int]bool{}
+	for _, k := range p.K {
+		if k < 1 {
+			return fmt.Errorf("k %d: want 1 or more", k)
+		}
+		if seen[k] {
+			return fmt.Errorf("k %d: listed twice", k)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+type kind struct{}
+
+// New returns the evaluate stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string { return "evaluate" }
+
+// Version 1: metrics as defined in package metrics' doc.go.
+func (kind) Version() string { return "1" }
+
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "predictions", Kind: artifacts.KindPredictions, Doc: "scores per image and attribute"},
+		// No declared kind: a samples table and an images table both work.
+		{Name: "samples", Doc: "the labels of the predicted images"},
+		{Name: "attributes", Kind: artifacts.KindAttributes, Doc: "attribute names and types"},
+		{Name: "categories", Kind: artifacts.KindCategories, Optional: true,
+			Doc: "category names, for category accuracy"},
+	}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "metrics", Kind: artifacts.KindMetrics, Doc: "every metric in long format (k, scope, average, metric, value)"},
+		{Name: "per_attribute", Kind: artifacts.KindTable, Doc: "counts and metrics per attribute and k"},
+	}
+}
+
+func (kind) NewParams() any { return NewParams() }
+
+func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
+	p := params.(*Params)
+	stage := run.Stage()
+	store := run.Store()
+	predID, ok1 := run.Input("predictions")
+	samplesID, ok2 := run.Input("samples")
+	attrsID, ok3 := run.Input("attributes")
+	if !ok1 || !ok2 || !ok3 {
+		return fmt.Errorf("evaluate %s: inputs predictions, samples and attributes are required", stage)
+	}
+	pred, err := store.GetPredictions(predID)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
+	}
+	samples, err := store.GetSamples(samplesID)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
+	}
+	attrs, err := store.GetAttributes(attrsID)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	data, err := align(pred, samples, attrs)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
+	}
+	if data.extra > 0 {
+		run.Logger().Warn("predictions of images not in the samples are left out",
+			"stage", stage, "images", data.extra)
+	}
+	if _, ok := run.Input("categories"); ok {
+		// TODO(#4): category accuracy once predictions carry category scores.
+		run.Logger().Info("predictions hold no category scores; category accuracy skipped", "stage", stage)
+	}
+	res, err := metrics.Evaluate(data.Data, metrics.Options{Ks: p.K, Workers: run.Settings().Threads})
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
+	}
+
+	info := artifacts.MetricsInfo{Images: res.NumImages, Attributes: res.NumAttributes,
+		MacroAttributes: res.TopK[0].MacroAttributes}
+	metricsID, err := store.PutMetrics(info, Rows(res, attrs))
+	if err != nil {
+		return fmt.Errorf("evaluate %s: store metrics: %w", stage, err)
+	}
+	perAttrID, err := store.PutAttributeMetrics(AttributeRows(res, attrs))
+	if err != nil {
+		return fmt.Errorf("evaluate %s: store per-attribute metrics: %w", stage, err)
+	}
+	run.SetOutput("metrics", metricsID)
+	run.SetOutput("per_attribute", perAttrID)
+	run.Logger().Info("evaluated", "stage", stage, "images", res.NumImages,
+		"attributes", res.NumAttributes, "macro_attributes", info.MacroAttributes)
+	return nil
+}
+
+// Rows turns a result into the long-format rows of a metrics table, in a
+// fixed order: per k, micro, macro, pooled, global, the types by id, the
+// category; then the threshold-free rows with k = 0.
+func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRow {
+	var rows []artifacts.MetricRow
+	add := func(k int, scope, avg, metric string, v float64, note string) {
+		rows = append(rows, artifacts.MetricRow{K: k, Scope: scope, Average: avg, Metric: metric, Value: v, Note: note})
+	}
+	typeNames := map[int]string{}
+	for _, a := range attrs {
+		typeNames[a.Type] = a.TypeName
+	}
+	for _, t := range res.TopK {
+		k := t.K
+		micro := fmt.Sprintf("ΣTP/ΣGT and ΣTP/ΣPRED over %d attributes", len(t.Counts))
+		add(k, "all", "micro", "recall", t.Micro.Recall, micro)
+		add(k, "all", "micro", "precision", t.Micro.Precision, micro)
+		add(k, "all", "micro", "f1", t.Micro.F1, micro)
+		add(k, "all", "macro", "recall", t.Macro.Recall, t.MacroNote())
+		add(k, "all", "macro", "precision", t.Macro.Precision, t.MacroNote())
+		add(k, "all", "macro", "f1", t.Macro.F1, t.MacroNote())
+		if t.Types != nil {
+			add(k, "all", "pooled", "recall", t.Pooled.Value,
+				fmt.Sprintf("per-type top %d, pooled: %d hits of %d positives", k, t.Pooled.Hits, t.Pooled.Positives))
+		}
+		add(k, "all", "global", "recall", t.Global.Value,
+			fmt.Sprintf("top %d over all attributes: %d hits of %d positives", k, t.Global.Hits, t.Global.Positives))
+		for _, tr := range t.Types {
+			add(k, TypeScope(tr.Type, typeNames[tr.Type]), "", "recall", tr.Value,
+				fmt.Sprintf("type %d, top %d of its %d attributes: %d hits of %d positives",
+					tr.Type, tr.K, tr.Attributes, tr.Hits, tr.Positives))
+		}
+		for _, c := range res.Category {
+			if c.K == k {
+				add(k, "category", "", "accuracy", c.Value,
+					fmt.Sprintf("%d of %d images with a category", c.Hits, c.Images))
+			}
+		}
+	}
+	r := res.Ranking
+	pooled := "all known (image, attribute) pairs ranked as one list"
+	add(0, "all", "micro", "map", r.MicroAP, pooled)
+	add(0, "all", "micro", "auc", r.MicroAUC, pooled)
+	add(0, "all", "macro", "map", r.MacroAP,
+		fmt.Sprintf("macro over %d of %d attributes with positives", r.MacroAPAttributes, res.NumAttributes))
+	add(0, "all", "macro", "auc", r.MacroAUC,
+		fmt.Sprintf("macro over %d of %d attributes with positives and negatives", r.MacroAUCAttributes, res.NumAttributes))
+	return rows
+}
+
+// TypeScope is the scope of a type's rows: "type:NAME", or "type:ID" when
+// the type has no name.
+func TypeScope(id int, name string) string {
+	if name == "" {
+		return "type:" + strconv.Itoa(id)
+	}
+	return "type:" + name
+}
+
+// AttributeRows turns a result into the rows of a per-attribute table,
+// ordered by k, then attribute index.
+func AttributeRows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.AttributeMetricRow {
+	names := make([]string, len(attrs))
+	types := make([]int, len(attrs))
+	for i, a := range attrs {
+		names[i], types[i] = a.Name, a.Type
+	}
+	var rows []artifacts.AttributeMetricRow
+	for ti := range res.TopK {
+		for _, r := range res.PerAttribute(&res.TopK[ti], names, types) {
+			rows = append(rows, artifacts.AttributeMetricRow{
+				K: res.TopK[ti].K, Index: r.Index, Name: r.Name, Type: r.Type, TypeName: attrs[r.Index].TypeName,
+				Positives: r.Positives, Predicted: r.Predicted, TP: r.TP, FP: r.FP,
+				Recall: r.Recall, Precision: r.Precision, F1: r.F1,
+				AP: r.AP, AUC: r.AUC, HasAP: r.HasAP, HasAUC: r.HasAUC,
+			})
+		}
+	}
+	return rows
+}
+
+// aligned is the metrics input built from predictions and samples.
+type aligned struct {
+	metrics.Data
+	// extra counts predictions whose image is not among the samples.
+	extra int
+}
+
+// align joins predictions to samples by image key and returns the dense
+// arrays in sample order. See the package contract for the rules.
+func align(pred *artifacts.Predictions, samples *artifacts.Samples, attrs []artifacts.Attribute) (aligned, error) {
+	m := samples.NumAttributes
+	if pred.NumAttributes != m || len(attrs) != m {
+		return aligned{}, fmt.Errorf("align: predictions score %d attributes, samples label %d, attributes table has %d",
+			pred.NumAttributes, m, len(attrs))
+	}
+	types := make([]int, m)
+	for i, a := range attrs {
+		if a.Index != i {
+			return aligned{}, fmt.Errorf("align: attributes table row %d has index %d", i, a.Index)
+		}
+		types[i] = a.Type
+	}
+	out := aligned{Data: metrics.Data{NumAttributes: m, Labels: samples.Labels, Types: types}}
+	if slices.Equal(pred.Image, samples.Image) {
+		out.Scores = pred.Scores
+		return out, nil
+	}
+
+	// Keys differ in set or order: look each sample up. A duplicated key
+	// could pair any of its rows with any other, so it is refused.
+	row := make(map[string]int, len(pred.Image))
+	for i, img := range pred.Image {
+		if _, dup := row[img]; dup {
+			return aligned{}, fmt.Errorf("align: image %q appears twice in the predictions, which are not in sample order", img)
+		}
+		row[img] = i
+	}
+	out.Scores = make([]float32, samples.Len()*m)
+	seen := make(map[string]bool, samples.Len())
+	var missing []string
+	for i, img := range samples.Image {
+		if seen[img] {
+			return aligned{}, fmt.Errorf("align: image %q appears twice in the samples, whose order the predictions do not follow", img)
+		}
+		seen[img] = true
+		j, ok := row[img]
+		if !ok {
+			missing = append(missing, img)
+			continue
+		}
+		copy(out.Scores[i*m:(i+1)*m], pred.Scores[j*m:(j+1)*m])
+	}
+	if len(missing) > 0 {
+		return aligned{}, fmt.Errorf("align: %d of %d samples have no prediction (first: %q)",
+			len(missing), samples.Len(), missing[0])
+	}
+	out.extra = len(pred.Image) - samples.Len()
+	return out, nil
+}

@@ -1,0 +1,260 @@
+package tabulate
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"stitch/artifacts"
+	"stitch/pipeline"
+	"stitch/pipeline/pipelinetest"
+)
+
+// fakeMetrics is a DeepFashion-coarse-shaped metrics table whose values
+// are derived from base, so experiments differ.
+func fakeMetrics(base float64) (artifacts.MetricsInfo, []artifacts.MetricRow) {
+	var rows []artifacts.MetricRow
+	add := func(k int, scope, avg, metric string, v float64) {
+		rows = append(rows, artifacts.MetricRow{K: k, Scope: scope, Average: avg, Metric: metric, Value: v})
+	}
+	for _, k := range []int{3, 5, 20} {
+		f := base * float64(k) / 5
+		for _, m := range []string{"recall", "precision", "f1"} {
+			add(k, "all", "micro", m, f)
+			add(k, "all", "macro", m, f/2)
+		}
+		add(k, "all", "pooled", "recall", f*1.1)
+		add(k, "all", "global", "recall", f)
+		for i, t := range deepFashionTypes {
+			add(k, "type:"+t, "", "recall", f*(0.6+0.2*float64(i)))
+		}
+	}
+	add(0, "all", "micro", "map", base)
+	add(0, "all", "micro", "auc", 0.9)
+	add(0, "all", "macro", "map", base/2)
+	add(0, "all", "macro", "auc", 0.85)
+	return artifacts.MetricsInfo{Images: 40000, Attributes: 1000, MacroAttributes: 987}, rows
+}
+
+// newTabulateRun binds two experiments, their histories and per-attribute
+// tables, as a matrix stage would name them.
+func newTabulateRun(t *testing.T) *pipelinetest.Run {
+	t.Helper()
+	run := pipelinetest.NewRun(t, "compare")
+	bind := func(input, stage string, id artifacts.ID) {
+		run.Inputs_[input] = append(run.Inputs_[input], pipeline.InputRef{Stage: stage, Output: input, ID: id})
+	}
+	for i, backbone := range []string{"vgg16", "resnet18"} {
+		info, rows := fakeMetrics(0.3 + 0.1*float64(i))
+		id, err := run.St.PutMetrics(info, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind("metrics", "eval[backbone="+backbone+"]", id)
+
+		var epochs []artifacts.Epoch
+		for phase := 1; phase <= 2; phase++ {
+			for e := 1; e <= 4; e++ {
+				x := float64((phase-1)*4 + e)
+				epochs = append(epochs, artifacts.Epoch{Phase: phase, Epoch: e, TrainLoss: 1 / x, ValLoss: 1.2 / x,
+					ValAUC: 0.7 + 0.02*x, LearningRate: 1e-3 / x})
+			}
+		}
+		hid, err := run.St.PutHistory(epochs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind("history", "train[backbone="+backbone+"]", hid)
+
+		var per []artifacts.AttributeMetricRow
+		for a := range 200 {
+			pos := int64(1 + a*a%900)
+			per = append(per, artifacts.AttributeMetricRow{K: 5, Index: a, Name: fmt.Sprintf("attr%d", a),
+				Positives: pos, Recall: float64(a%10) / 10})
+		}
+		pid, err := run.St.PutAttributeMetrics(per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind("per_attribute", "eval[backbone="+backbone+"]", pid)
+	}
+	return run
+}
+
+func TestTabulate(t *testing.T) {
+	run := newTabulateRun(t)
+	if err := New().Run(t.Context(), run, NewParams()); err != nil {
+		t.Fatal(err)
+	}
+	md := output(t, run, "markdown")
+	for _, want := range []string{
+		"| experiment ", "| vgg16 ", "| resnet18 ",
+		// vgg16 at k=5: micro recall .3, macro .15, pooled .33, texture .18.
+		"|   30.00 |", "|   15.00 |", "|      33.00 |",
+		"FashionNet (Liu et al., CVPR 2016) †", "54.61", "60.95", "63.74", "96.12",
+		"published figures, not computed by stitch",
+		"987/1000",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// Aligned: every table line has the same width.
+	var widths []int
+	for _, line := range strings.Split(string(md), "\n") {
+		if strings.HasPrefix(line, "|") {
+			widths = append(widths, len([]rune(line)))
+		}
+	}
+	for _, w := range widths {
+		if w != widths[0] {
+			t.Errorf("table lines of widths %v, want one width", widths)
+			break
+		}
+	}
+
+	csv := string(output(t, run, "csv"))
+	if !strings.HasPrefix(csv, "experiment,source,k,recall_micro,") || !strings.Contains(csv, "vgg16,stitch,5,0.3,") ||
+		!strings.Contains(csv, "Wang et al. (CVPR 2018),published,5,") {
+		t.Errorf("csv:\n%s", csv)
+	}
+	page := string(output(t, run, "html"))
+	for _, want := range []string{"<svg", palette[0], palette[1], "Training curves", "validation AUC", "<circle", "published (not ours)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("html lacks %q", want)
+		}
+	}
+	for _, banned := range []string{"<script", "http://", "https://"} {
+		if strings.Contains(strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, ""), banned) {
+			t.Errorf("html contains %q: it must be self-contained", banned)
+		}
+	}
+
+	tableID, err := run.Output("table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := run.St.GetTable(tableID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 5 || artifacts.KindOf(tbl.Schema()) != artifacts.KindTable {
+		t.Errorf("table: %d rows of kind %q, want 2 experiments + 3 references", tbl.NumRows(), artifacts.KindOf(tbl.Schema()))
+	}
+}
+
+func TestReferenceRows(t *testing.T) {
+	for _, c := range []struct {
+		reference string
+		k         int
+		want      bool
+	}{
+		{ReferenceAuto, 5, true}, {ReferenceNone, 5, false}, {ReferenceAuto, 20, false}, {ReferenceDeepFashion, 3, true},
+	} {
+		run := newTabulateRun(t)
+		if err := New().Run(t.Context(), run, &Params{K: c.k, Reference: c.reference}); err != nil {
+			t.Fatal(err)
+		}
+		md := string(output(t, run, "markdown"))
+		if got := strings.Contains(md, "FashionNet"); got != c.want {
+			t.Errorf("reference %s at k=%d: FashionNet shown %v, want %v", c.reference, c.k, got, c.want)
+		}
+	}
+	// A dataset that is not DeepFashion coarse shows no reference on auto.
+	run := newTabulateRun(t)
+	aid, err := run.St.PutAttributes([]artifacts.Attribute{{Index: 0, Name: "x", Type: 1, TypeName: "texture"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Bind("attributes", aid)
+	if err := New().Run(t.Context(), run, NewParams()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(output(t, run, "markdown")), "FashionNet") {
+		t.Error("reference rows shown for a 1-attribute dataset")
+	}
+}
+
+func TestMissingK(t *testing.T) {
+	run := newTabulateRun(t)
+	err := New().Run(t.Context(), run, &Params{K: 7, Reference: ReferenceAuto})
+	if err == nil || !strings.Contains(err.Error(), "eval[backbone=vgg16]") || !strings.Contains(err.Error(), "k = 7") {
+		t.Errorf("got %v, want an error naming the stage and k", err)
+	}
+}
+
+func TestReport(t *testing.T) {
+	run := newTabulateRun(t)
+	if err := New().Run(t.Context(), run, NewParams()); err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]artifacts.ID{}
+	for _, name := range []string{"table", "markdown", "csv", "html"} {
+		id, err := run.Output(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs[name] = id
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := New().(pipeline.Reporter).Report(t.Context(), pipeline.ReportEnv{
+		Stage: "compare", Store: run.St, Outputs: outputs, Out: &out, ExportDir: dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"report.html", "table.md", "table.csv"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("export: %v", err)
+		}
+	}
+	if !strings.Contains(out.String(), "| vgg16 ") || !strings.HasSuffix(out.String(), filepath.Join(dir, "report.html")+"\n") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+}
+
+func TestShortNames(t *testing.T) {
+	cases := []struct{ in, want []string }{
+		{[]string{"eval[backbone=vgg16]", "eval[backbone=resnet18]"}, []string{"vgg16", "resnet18"}},
+		{[]string{"eval-vgg16", "eval-vit"}, []string{"vgg16", "vit"}},
+		{[]string{"evaluate"}, []string{"evaluate"}},
+		{[]string{"a", "a"}, []string{"a", "a"}},
+		{[]string{"vgg16-eval", "resnet-eval"}, []string{"vgg16", "resnet"}},
+	}
+	for _, c := range cases {
+		if diff := cmp.Diff(c.want, shortNames(c.in)); diff != "" {
+			t.Errorf("shortNames(%q) (-want +got):\n%s", c.in, diff)
+		}
+	}
+}
+
+func TestParams(t *testing.T) {
+	if err := NewParams().Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, p := range []Params{{K: 0, Reference: "auto"}, {K: 5, Reference: "paper"}} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("%+v accepted", p)
+		}
+	}
+}
+
+func output(t *testing.T, run *pipelinetest.Run, name string) []byte {
+	t.Helper()
+	id, err := run.Output(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := run.St.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
