@@ -1,0 +1,86 @@
+package train
+
+import "stitch/models/graph"
+
+// lossNames are the values AppendLoss adds to a graph.
+type lossNames struct {
+	// Loss is the scalar loss, shape [1].
+	Loss string
+	// Grad is dLoss/dlogits, the logits' shape.
+	Grad string
+}
+
+// appendLoss appends the masked binary cross-entropy on logits z with
+// per-attribute positive weights pw and its gradient with respect to z.
+//
+// With w = 1 + (pw-1)·y, the per-label loss is
+//
+//	l(z) = (1-y)·z + w·softplus(-z)
+//	softplus(-z) = log(1 + exp(-|z|)) + max(-z, 0)
+//
+// (PyTorch's BCEWithLogitsLoss with pos_weight; the second form of the
+// softplus never overflows), and its derivative is
+//
+//	dl/dz = (1-y) - w·sigmoid(-z) = w·sigmoid(z) - pw·y.
+//
+// The loss is the mean of l over the labels whose mask is 1 (known
+// labels), dividing by max(count, 1) so a batch without any known label
+// gives 0 instead of NaN. The gradient is written out here rather than
+// differentiated, because the closed form is both cheaper and exact where
+// the chain rule through Abs and Relu has kinks.
+func appendLoss(b *graph.Builder, z, y, mask, pw string) lossNames {
+	one := scalarConst(b, "loss/one", 1)
+
+	// Known-label count, at least 1. keepdims=0 gives a scalar.
+	count := b.Op("ReduceSum", "loss/count", []string{mask}, graph.AttrInt("keepdims", 0))
+	count = b.Op("Max", "loss/count_min1", []string{count, one})
+
+	// w = 1 + (pw-1)·y.
+	w := b.Op("Sub", "loss/pw_minus1", []string{pw, one})
+	w = b.Op("Mul", "loss/pw_y", []string{w, y})
+	w = b.Op("Add", "loss/w", []string{w, one})
+
+	// l = (1-y)·z + w·softplus(-z).
+	negAbs := b.Op("Neg", "loss/neg_abs", []string{b.Op("Abs", "loss/abs", []string{z})})
+	softplus := b.Op("Log", "loss/log1p", []string{
+		b.Op("Add", "loss/one_plus", []string{b.Op("Exp", "loss/exp", []string{negAbs}), one}),
+	})
+	negPart := b.Op("Relu", "loss/relu_neg", []string{b.Op("Neg", "loss/neg_z", []string{z})})
+	softplus = b.Op("Add", "loss/softplus", []string{softplus, negPart})
+	l := b.Op("Mul", "loss/w_softplus", []string{w, softplus})
+	oneMinusY := b.Op("Sub", "loss/one_minus_y", []string{one, y})
+	l = b.Op("Add", "loss/per_label", []string{l, b.Op("Mul", "loss/neg_term", []string{oneMinusY, z})})
+
+	// Masked mean, reshaped to [1] because a rank-0 tensor cannot be bound
+	// as a preallocated output by the Go runtime binding.
+	sum := b.Op("ReduceSum", "loss/sum", []string{b.Op("Mul", "loss/masked", []string{l, mask})},
+		graph.AttrInt("keepdims", 0))
+	shape1, err := b.Int64Initializer("loss/shape1", []int64{1}, 1)
+	if err != nil {
+		panic(err) // one value for shape [1] cannot fail
+	}
+	loss := b.Op("Reshape", "loss/loss", []string{b.Op("Div", "loss/mean", []string{sum, count}), shape1})
+
+	// dLoss/dz = mask·(w·sigmoid(z) - pw·y) / count.
+	grad := b.Op("Mul", "loss/w_sigmoid", []string{w, b.Op("Sigmoid", "loss/sigmoid", []string{z})})
+	grad = b.Op("Sub", "loss/dl", []string{grad, b.Op("Mul", "loss/pw_times_y", []string{pw, y})})
+	grad = b.Op("Mul", "loss/dl_masked", []string{grad, mask})
+	grad = b.Op("Div", "loss/grad", []string{grad, count})
+	return lossNames{Loss: loss, Grad: grad}
+}
+
+// scalarConst is a float32 scalar initializer.
+func scalarConst(b *graph.Builder, name string, v float32) string {
+	n, err := b.Initializer(name, []float32{v})
+	if err != nil {
+		panic(err) // one value for a scalar shape cannot fail
+	}
+	return n
+}
+
+// renameLast renames the only output of the node b added last, so graph
+// outputs get stable names without an Identity copy.
+func renameLast(b *graph.Builder, to string) {
+	nodes := b.Graph().Node
+	nodes[len(nodes)-1].Output[0] = to
+}

@@ -1,0 +1,275 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"stitch/models/graph"
+	"stitch/models/onnxpb"
+	"stitch/models/ort"
+)
+
+// Batch is one batch of images and labels in Go memory that ONNX Runtime
+// reads in place: filling X, Y and Mask and running a step copies nothing.
+type Batch struct {
+	// X holds Batch·C·H·W normalised pixels, CHW per image.
+	X []float32
+	// Y is 1 where a label is present, else 0; Mask is 1 where a label is
+	// known (present or absent), 0 where it is unknown or the row is padding.
+	Y, Mask []float32
+	// Rows is how many leading rows hold real samples; the rest are padding
+	// (mask 0) in a short last evaluation batch.
+	Rows int
+
+	// size and classes are the batch's rows and labels per row.
+	size, classes int
+	x, y, mask    *ort.Tensor[float32]
+}
+
+// Close frees the batch's runtime tensors.
+func (b *Batch) Close() error {
+	return destroy(b.x, b.y, b.mask)
+}
+
+func destroy(ts ...*ort.Tensor[float32]) error {
+	var errs []error
+	for _, t := range ts {
+		if t != nil {
+			errs = append(errs, t.Destroy())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stepper runs a step graph and its eval graph over two preallocated sets
+// of parameter and optimizer-state tensors: step t reads one set and
+// writes the other, and the next step swaps them, so nothing is copied
+// between steps.
+type Stepper struct {
+	step, eval *Graph
+	stepSess   *ort.Session
+	evalSess   *ort.Session
+
+	// sets[cur] holds the current parameters then states, in Graph order.
+	sets [2][]*ort.Tensor[float32]
+	cur  int
+	// t is the number of steps taken.
+	t int64
+
+	// Small tensors bound once: lr and count (t) are rewritten each step.
+	posWeight, lr, count, loss, evalLoss *ort.Tensor[float32]
+	logits, evalLogits                   *ort.Tensor[float32]
+}
+
+// NewStepper opens sessions for step and eval (built from the same Spec).
+// params gives each trainable parameter's initial values; states, when not
+// nil, the optimizer state (else zeros); t the steps already taken.
+// posWeight has one weight per class (nil: all 1).
+func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
+	posWeight []float32, opts ort.Options) (_ *Stepper, err error) {
+	s := &Stepper{step: step, eval: eval, t: t}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.stepSess, err = ort.NewSession(step.Model, step.Inputs, step.Outputs, opts); err != nil {
+		return nil, fmt.Errorf("step session: %w", err)
+	}
+	if s.evalSess, err = ort.NewSession(eval.Model, eval.Inputs, eval.Outputs, opts); err != nil {
+		return nil, fmt.Errorf("eval session: %w", err)
+	}
+
+	specs := append(append([]TensorSpec{}, step.Params...), step.States...)
+	for k := range s.sets {
+		s.sets[k] = make([]*ort.Tensor[float32], len(specs))
+		for i, spec := range specs {
+			if s.sets[k][i], err = ort.NewEmptyTensor[float32](spec.Shape...); err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", spec.Name, err)
+			}
+		}
+	}
+	for i, spec := range specs {
+		src, ok := params[spec.Name]
+		if i >= len(step.Params) {
+			src, ok = states[spec.Name]
+			if states == nil {
+				continue
+			}
+		}
+		dst := s.sets[0][i].GetData()
+		if !ok || len(src) != len(dst) {
+			return nil, fmt.Errorf("stepper: %s: have %d values, want %d", spec.Name, len(src), len(dst))
+		}
+		copy(dst, src)
+	}
+
+	classes := int64(step.Classes)
+	batch := step.Image[0]
+	pw := make([]float32, classes)
+	for i := range pw {
+		pw[i] = 1
+	}
+	if posWeight != nil {
+		if len(posWeight) != len(pw) {
+			return nil, fmt.Errorf("stepper: %d positive weights for %d classes", len(posWeight), classes)
+		}
+		copy(pw, posWeight)
+	}
+	for _, t := range []struct {
+		dst   **ort.Tensor[float32]
+		shape []int64
+	}{
+		{&s.lr, []int64{1}}, {&s.count, []int64{1}}, {&s.loss, []int64{1}}, {&s.evalLoss, []int64{1}},
+		{&s.logits, []int64{batch, classes}}, {&s.evalLogits, []int64{batch, classes}},
+	} {
+		if *t.dst, err = ort.NewEmptyTensor[float32](t.shape...); err != nil {
+			return nil, err
+		}
+	}
+	if s.posWeight, err = ort.NewTensor(pw, classes); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewBatch allocates a batch of the step graph's shape.
+func (s *Stepper) NewBatch() (*Batch, error) {
+	img := s.step.Image
+	n := int(img[0]) * s.step.Classes
+	b := &Batch{
+		X: make([]float32, graph.NumElements(img)),
+		Y: make([]float32, n), Mask: make([]float32, n),
+		size: int(img[0]), classes: s.step.Classes,
+	}
+	var err error
+	if b.x, err = ort.NewTensor(b.X, img...); err != nil {
+		return nil, err
+	}
+	labels := []int64{img[0], int64(s.step.Classes)}
+	if b.y, err = ort.NewTensor(b.Y, labels...); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.mask, err = ort.NewTensor(b.Mask, labels...); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Step runs one training step on b with learning rate lr and returns the
+// loss. The new parameters and states become the current ones.
+func (s *Stepper) Step(b *Batch, lr float64) (float32, error) {
+	s.lr.GetData()[0] = float32(lr)
+	s.count.GetData()[0] = float32(s.t + 1)
+	inputs := make([]ort.Value, 0, 6+len(s.sets[0]))
+	inputs = append(inputs, b.x, b.y, b.mask, s.posWeight, s.lr, s.count)
+	outputs := make([]ort.Value, 0, 2+len(s.sets[0]))
+	outputs = append(outputs, s.loss, s.logits)
+	next := 1 - s.cur
+	for i := range s.sets[0] {
+		inputs = append(inputs, s.sets[s.cur][i])
+		outputs = append(outputs, s.sets[next][i])
+	}
+	if err := s.stepSess.Run(inputs, outputs); err != nil {
+		return 0, fmt.Errorf("training step %d: %w", s.t+1, err)
+	}
+	s.cur = next
+	s.t++
+	return s.loss.GetData()[0], nil
+}
+
+// Logits are the logits of the last step's batch (live: the next step
+// overwrites them).
+func (s *Stepper) Logits() []float32 { return s.logits.GetData() }
+
+// Eval runs the eval graph on b with the current parameters and returns
+// the loss and the logits (live until the next Eval).
+func (s *Stepper) Eval(b *Batch) (float32, []float32, error) {
+	inputs := make([]ort.Value, 0, 4+len(s.step.Params))
+	inputs = append(inputs, b.x, b.y, b.mask, s.posWeight)
+	for i := range s.step.Params {
+		inputs = append(inputs, s.sets[s.cur][i])
+	}
+	if err := s.evalSess.Run(inputs, []ort.Value{s.evalLoss, s.evalLogits}); err != nil {
+		return 0, nil, fmt.Errorf("evaluation: %w", err)
+	}
+	return s.evalLoss.GetData()[0], s.evalLogits.GetData(), nil
+}
+
+// Steps is the number of steps taken, counting those before NewStepper.
+func (s *Stepper) Steps() int64 { return s.t }
+
+// Params returns the current parameter values by name. The slices are
+// live: copy them before the next step if they must be kept.
+func (s *Stepper) Params() map[string][]float32 {
+	out := make(map[string][]float32, len(s.step.Params))
+	for i, p := range s.step.Params {
+		out[p.Name] = s.sets[s.cur][i].GetData()
+	}
+	return out
+}
+
+// States returns the current optimizer state by name (live, as Params).
+func (s *Stepper) States() map[string][]float32 {
+	out := make(map[string][]float32, len(s.step.States))
+	for i, st := range s.step.States {
+		out[st.Name] = s.sets[s.cur][len(s.step.Params)+i].GetData()
+	}
+	return out
+}
+
+// Close frees the sessions and tensors.
+func (s *Stepper) Close() error {
+	var errs []error
+	for _, sess := range []*ort.Session{s.stepSess, s.evalSess} {
+		if sess != nil {
+			errs = append(errs, sess.Close())
+		}
+	}
+	for _, set := range s.sets {
+		errs = append(errs, destroy(set...))
+	}
+	errs = append(errs, destroy(s.posWeight, s.lr, s.count, s.loss, s.evalLoss, s.logits, s.evalLogits))
+	return errors.Join(errs...)
+}
+
+// Weights reads the float32 initializers of m by name.
+func Weights(m *onnxpb.ModelProto) (map[string][]float32, error) {
+	out := map[string][]float32{}
+	for _, t := range m.GetGraph().GetInitializer() {
+		if t.GetDataType() != graph.Float {
+			continue
+		}
+		v, err := graph.InitializerFloats(t)
+		if err != nil {
+			return nil, fmt.Errorf("read weights: %w", err)
+		}
+		out[t.GetName()] = v
+	}
+	return out, nil
+}
+
+// SetWeights returns a copy of m whose float32 initializers named in w
+// hold w's values. Every name must be an initializer of m's shape.
+func SetWeights(m *onnxpb.ModelProto, w map[string][]float32) (*onnxpb.ModelProto, error) {
+	out := graph.Clone(m)
+	inits := graph.Initializers(out.Graph)
+	for name, v := range w {
+		t, ok := inits[name]
+		if !ok {
+			return nil, fmt.Errorf("set weights: no initializer %q", name)
+		}
+		if graph.NumElements(t.GetDims()) != len(v) {
+			return nil, fmt.Errorf("set weights: %s has shape %v, got %d values", name, t.GetDims(), len(v))
+		}
+		nt, err := graph.FloatTensor(name, v, t.GetDims()...)
+		if err != nil {
+			return nil, err
+		}
+		t.RawData, t.FloatData = nt.RawData, nil
+		t.DataType = nt.DataType
+	}
+	return out, nil
+}

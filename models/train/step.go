@@ -1,0 +1,211 @@
+package train
+
+import (
+	"fmt"
+	"slices"
+
+	"stitch/models/graph"
+	"stitch/models/onnxpb"
+)
+
+// Names of the values a step or eval graph adds to the forward graph. The
+// image input and the logits keep the forward model's names.
+const (
+	NameTargets   = "train/y"
+	NameMask      = "train/mask"
+	NamePosWeight = "train/pos_weight"
+	NameLR        = "train/lr"
+	NameStepCount = "train/t"
+	NameLoss      = "train/loss"
+	newPrefix     = "train/new/"
+)
+
+// Spec describes the step graph of one training phase.
+type Spec struct {
+	// Input and Logits name the forward model's image input and its
+	// per-attribute logits.
+	Input, Logits string
+	// Trainable are the initializers that get gradients and updates, in a
+	// fixed order. Every other initializer stays a constant of the graph,
+	// so frozen layers cost no gradient.
+	Trainable []string
+	// Batch, Height and Width fix the image input to [Batch, C, Height,
+	// Width]; a fixed batch lets ONNX Runtime plan every buffer once.
+	Batch, Height, Width int
+	Optimizer            Optimizer
+}
+
+// TensorSpec names a float32 tensor and its shape.
+type TensorSpec struct {
+	Name  string
+	Shape []int64
+}
+
+// Graph is a built step or eval graph and the order of its inputs and
+// outputs, which is the order Session.Run takes them in.
+//
+// A step graph reads [image, y, mask, pos_weight, lr, t, params...,
+// states...] and writes [loss, logits, new params..., new states...]; an
+// eval graph reads [image, y, mask, pos_weight, params...] and writes
+// [loss, logits]. y and mask are [Batch, Classes], pos_weight [Classes],
+// lr, t and loss [1]; t counts steps from 1 (Adam's bias correction).
+type Graph struct {
+	Model           []byte
+	Inputs, Outputs []string
+	// Params are the trainable parameters in Spec order; States the
+	// optimizer state, Optimizer.StateNames of each parameter in turn.
+	Params, States []TensorSpec
+	// Image is the image input's shape; Classes the logits' width.
+	Image   []int64
+	Classes int
+}
+
+// prepared is a forward graph turned into the common part of step and eval
+// graphs: trainable initializers made inputs, the image shape fixed, the
+// targets, mask and positive weights declared and the loss appended.
+type prepared struct {
+	model  *onnxpb.ModelProto
+	loss   lossNames
+	params []TensorSpec
+	image  []int64
+	// shapes are the graph inputs' shapes, for the differentiation.
+	shapes  map[string][]int64
+	classes int
+}
+
+func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
+	if spec.Batch <= 0 || spec.Height <= 0 || spec.Width <= 0 {
+		return nil, fmt.Errorf("step graph: batch %d, height %d, width %d must be positive",
+			spec.Batch, spec.Height, spec.Width)
+	}
+	m := graph.Clone(forward)
+	g := m.Graph
+	inits := graph.Initializers(g)
+	p := &prepared{model: m, shapes: map[string][]int64{}}
+
+	// Exporters that list initializers among the inputs (IR < 4) would make
+	// every constant overridable; keep only the image input.
+	var image *onnxpb.ValueInfoProto
+	for _, in := range g.Input {
+		if in.GetName() == spec.Input {
+			image = in
+		}
+	}
+	if image == nil {
+		return nil, fmt.Errorf("step graph: model has no input %q", spec.Input)
+	}
+	_, dims, ok := graph.TensorShape(image)
+	if !ok || len(dims) != 4 {
+		return nil, fmt.Errorf("step graph: input %q is not a 4-d tensor", spec.Input)
+	}
+	channels := dims[1]
+	if channels <= 0 {
+		channels = 3
+	}
+	p.image = []int64{int64(spec.Batch), channels, int64(spec.Height), int64(spec.Width)}
+	g.Input = []*onnxpb.ValueInfoProto{graph.ValueInfo(spec.Input, graph.Float, p.image)}
+	p.shapes[spec.Input] = p.image
+
+	// Trainable initializers become inputs, in Spec order.
+	seen := map[string]bool{}
+	for _, name := range spec.Trainable {
+		t, ok := inits[name]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("step graph: no initializer %q to train", name)
+		case t.GetDataType() != graph.Float:
+			return nil, fmt.Errorf("step graph: initializer %q is not float32", name)
+		case seen[name]:
+			return nil, fmt.Errorf("step graph: initializer %q listed twice", name)
+		}
+		seen[name] = true
+		shape := slices.Clone(t.GetDims())
+		p.params = append(p.params, TensorSpec{Name: name, Shape: shape})
+		g.Input = append(g.Input, graph.ValueInfo(name, graph.Float, shape))
+		p.shapes[name] = shape
+	}
+	g.Initializer = slices.DeleteFunc(g.Initializer, func(t *onnxpb.TensorProto) bool { return seen[t.GetName()] })
+
+	classes, err := logitsWidth(g, spec.Logits)
+	if err != nil {
+		return nil, err
+	}
+	p.classes = classes
+	labels := []int64{int64(spec.Batch), int64(classes)}
+	g.Output = []*onnxpb.ValueInfoProto{graph.ValueInfo(spec.Logits, graph.Float, labels)}
+
+	b := graph.Edit(m)
+	for _, in := range []TensorSpec{
+		{NameTargets, labels}, {NameMask, labels}, {NamePosWeight, []int64{int64(classes)}},
+	} {
+		if got := b.Input(in.Name, graph.Float, in.Shape); got != in.Name {
+			return nil, fmt.Errorf("step graph: the model already has a value named %q", in.Name)
+		}
+		p.shapes[in.Name] = in.Shape
+	}
+	p.loss = appendLoss(b, spec.Logits, NameTargets, NameMask, NamePosWeight)
+	renameOutput(g, p.loss.Loss, NameLoss)
+	p.loss.Loss = NameLoss
+	return p, nil
+}
+
+// logitsWidth returns the number of classes: the last dim of the logits.
+func logitsWidth(g *onnxpb.GraphProto, logits string) (int, error) {
+	for _, o := range g.Output {
+		if o.GetName() != logits {
+			continue
+		}
+		if _, dims, ok := graph.TensorShape(o); ok && len(dims) == 2 && dims[1] > 0 {
+			return int(dims[1]), nil
+		}
+		shapes, err := graph.InferShapes(g)
+		if err != nil {
+			return 0, fmt.Errorf("step graph: shape of %q: %w", logits, err)
+		}
+		if s := shapes[logits]; len(s) == 2 && s[1] > 0 {
+			return int(s[1]), nil
+		}
+		return 0, fmt.Errorf("step graph: logits %q have shape %v, want [batch, classes]", logits, shapes[logits])
+	}
+	return 0, fmt.Errorf("step graph: model has no output %q", logits)
+}
+
+// renameOutput renames value from to to in the node producing it.
+func renameOutput(g *onnxpb.GraphProto, from, to string) {
+	for _, n := range g.Node {
+		for i, o := range n.Output {
+			if o == from {
+				n.Output[i] = to
+			}
+		}
+		for i, in := range n.Input {
+			if in == from {
+				n.Input[i] = to
+			}
+		}
+	}
+}
+
+// BuildEval returns the eval graph of spec: the forward pass and the loss,
+// reading the trainable parameters as inputs so it shares a step session's
+// current tensors.
+func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
+	p, err := prepare(forward, spec)
+	if err != nil {
+		return nil, err
+	}
+	g := p.model.Graph
+	g.Output = append(g.Output, graph.ValueInfo(NameLoss, graph.Float, []int64{1}))
+	out := &Graph{
+		Inputs:  []string{spec.Input, NameTargets, NameMask, NamePosWeight},
+		Outputs: []string{NameLoss, spec.Logits},
+		Params:  p.params, Image: p.image, Classes: p.classes,
+	}
+	for _, t := range p.params {
+		out.Inputs = append(out.Inputs, t.Name)
+	}
+	if out.Model, err = graph.Marshal(p.model); err != nil {
+		return nil, fmt.Errorf("eval graph: %w", err)
+	}
+	return out, nil
+}

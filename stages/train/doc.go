@@ -1,0 +1,27 @@
+// Package train is the `train` stage kind: it fine-tunes a backbone with a
+// multi-label head on samples or images tables through models/train and
+// writes the inference model and the training history.
+//
+// Contracts:
+//   - The backbone is a zoo model built in Go (random weights: the stage
+//     logs a warning saying so) or an ONNX file given as file:PATH or
+//     weights:PATH (pretrained weights, e.g. the shared ImageNet
+//     MobileNetV2); the file is fingerprinted into the run key. A `model`
+//     input starts from a model stitch trained before instead, with a new
+//     output layer when its attribute count differs.
+//   - Phase 1 trains the head; phase 2 also the backbone parameters after
+//     the first freeze_ratio of them in layer order (input side first).
+//     Shared initializers of exported models are untied first, so no two
+//     layers are trained as one.
+//   - Images of a samples table are read from the data root, cropped to
+//     their box (crop, crop_margin), resized to image_size and normalised
+//     with the backbone's preprocessing unless `normalize` overrides it;
+//     images tables are only resized. Decoded images are cached across
+//     epochs when they fit in 1 GiB.
+//   - Labels 0 (unknown) are left out of the loss and the validation
+//     metrics. pos_weight auto is negatives/positives per attribute on the
+//     training labels, clipped to [1/100, 100].
+//   - Checkpoints go to the run's workdir, so an interrupted stage resumes
+//     from its last epoch; a CPU run with one seed gives the same model
+//     bytes. Provider and threads come from the run's settings.
+package train

@@ -1,0 +1,337 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"stitch/artifacts"
+	"stitch/models/graph"
+	"stitch/models/head"
+	"stitch/models/onnxpb"
+	"stitch/models/ort"
+	"stitch/models/train"
+	"stitch/models/zoo"
+	"stitch/pipeline"
+)
+
+type kind struct{}
+
+// New returns the train stage kind.
+func New() pipeline.Kind { return kind{} }
+
+func (kind) Name() string    { return "train" }
+func (kind) Version() string { return "1" }
+
+func (kind) Inputs() []pipeline.Port {
+	return []pipeline.Port{
+		// No declared kind: samples and images tables both work.
+		{Name: "train", Doc: "training samples or images"},
+		{Name: "val", Doc: "validation samples or images"},
+		{Name: "attributes", Kind: artifacts.KindAttributes, Doc: "attribute names and types"},
+		{Name: "weights", Kind: artifacts.KindWeights, Optional: true,
+			Doc: "per-attribute positive weights (pos_weight: input)"},
+		{Name: "policy", Kind: artifacts.KindAugment, Optional: true, Doc: "online augmentation policy"},
+		{Name: "model", Kind: artifacts.KindModel, Optional: true,
+			Doc: "a model trained before to start from (its output layer is replaced if the attributes differ)"},
+	}
+}
+
+func (kind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "model", Kind: artifacts.KindModel, Doc: "the trained inference model and its metadata"},
+		{Name: "history", Kind: artifacts.KindHistory, Doc: "losses, AUC, learning rate and speed per epoch"},
+	}
+}
+
+func (kind) NewParams() any { return NewParams() }
+
+// Externals names the backbone ONNX file, if any, so that replacing it
+// retrains.
+func (kind) Externals(params any) ([]string, error) {
+	path, err := params.(*Params).backbonePath()
+	if err != nil || path == "" {
+		return nil, err
+	}
+	return []string{path}, nil
+}
+
+func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
+	p := params.(*Params)
+	if err := runStage(ctx, run, p); err != nil {
+		return fmt.Errorf("train %s: %w", run.Stage(), err)
+	}
+	return nil
+}
+
+// inputs are the artifacts a train stage reads.
+type inputs struct {
+	attrs      []artifacts.Attribute
+	train, val *artifacts.Samples
+	posWeight  []float32
+	start      *artifacts.Model
+	policy     augmenter
+}
+
+func readInputs(run pipeline.Run, p *Params) (*inputs, error) {
+	store := run.Store()
+	in := &inputs{}
+	var err error
+	id, _ := run.Input("attributes")
+	if in.attrs, err = store.GetAttributes(id); err != nil {
+		return nil, err
+	}
+	for _, part := range []struct {
+		name string
+		dst  **artifacts.Samples
+	}{{"train", &in.train}, {"val", &in.val}} {
+		id, _ := run.Input(part.name)
+		s, err := store.GetSamples(id)
+		if err != nil {
+			return nil, err
+		}
+		if s.NumAttributes != len(in.attrs) {
+			return nil, fmt.Errorf("%s: %d attributes per sample, the attributes table has %d",
+				part.name, s.NumAttributes, len(in.attrs))
+		}
+		*part.dst = s
+	}
+	if in.train.Len() == 0 {
+		return nil, fmt.Errorf("train: no samples")
+	}
+
+	switch p.PosWeight {
+	case "auto":
+		in.posWeight = autoPosWeight(in.train)
+	case "input":
+		id, ok := run.Input("weights")
+		if !ok {
+			return nil, fmt.Errorf("pos_weight: input needs the weights input")
+		}
+		if in.posWeight, err = readPosWeights(store, id, len(in.attrs)); err != nil {
+			return nil, err
+		}
+	}
+	if id, ok := run.Input("model"); ok {
+		if in.start, err = store.GetModel(id); err != nil {
+			return nil, err
+		}
+	}
+	if id, ok := run.Input("policy"); ok {
+		if in.policy, err = readPolicy(store, id); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// autoPosWeight is negatives/positives per attribute over the known
+// training labels, between 1/MaxPosWeight and MaxPosWeight; an attribute
+// without positives or negatives gets 1.
+func autoPosWeight(s *artifacts.Samples) []float32 {
+	pos := make([]float64, s.NumAttributes)
+	neg := make([]float64, s.NumAttributes)
+	for i := range s.Len() {
+		for a, l := range s.Row(i) {
+			switch l {
+			case artifacts.Present:
+				pos[a]++
+			case artifacts.Absent:
+				neg[a]++
+			}
+		}
+	}
+	w := make([]float32, s.NumAttributes)
+	for a := range w {
+		w[a] = 1
+		if pos[a] > 0 && neg[a] > 0 {
+			w[a] = float32(min(max(neg[a]/pos[a], 1.0/MaxPosWeight), MaxPosWeight))
+		}
+	}
+	return w
+}
+
+func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
+	in, err := readInputs(run, p)
+	if err != nil {
+		return err
+	}
+	log := run.Logger()
+	m, info, err := buildModel(run, p, in)
+	if err != nil {
+		return err
+	}
+
+	meta := info.Meta
+	meta.Input, meta.Output, meta.OutputIsLogits = info.Input, info.Output, true
+	meta.Height, meta.Width = p.ImageSize, p.ImageSize
+	meta.Attributes = in.attrs
+	if n := p.Normalize; n != nil {
+		meta.Scale, meta.Mean, meta.Std = n.Scale, n.Mean, n.Std
+	}
+
+	// Phase 2 unfreezes the backbone after the first FreezeRatio of its
+	// parameters in layer order, as the notebook froze the first 80% of
+	// the Keras layers.
+	frozen := int(math.Floor(p.FreezeRatio * float64(len(info.BackboneParams))))
+	phase2 := append(append([]string{}, info.BackboneParams[frozen:]...), info.HeadParams...)
+	phases := []train.Phase{toPhase(p.Phase1, info.HeadParams), toPhase(p.Phase2, phase2)}
+	log.Info("training plan", "stage", run.Stage(), "backbone", meta.Backbone,
+		"backbone_params", len(info.BackboneParams), "unfrozen_in_phase2", len(info.BackboneParams)-frozen,
+		"head_params", len(info.HeadParams), "train", in.train.Len(), "val", in.val.Len())
+
+	workdir, err := run.Workdir()
+	if err != nil {
+		return err
+	}
+	settings := run.Settings()
+	cfg := train.Config{
+		Model: m, Input: info.Input, Logits: info.Output, Height: p.ImageSize, Width: p.ImageSize,
+		Phases: phases, Optimizer: p.optimizer(), PosWeight: in.posWeight,
+		Patience: p.Patience, MinDelta: p.MinDelta, LRPatience: p.LRPatience, LRFactor: p.LRFactor,
+		BestBy: p.BestBy, Seed: run.Seed(), Workdir: workdir,
+		Session: ort.Options{Provider: settings.Provider, DeviceID: settings.DeviceID,
+			Threads: settings.Threads, FallbackCPU: settings.FallbackCPU, Logger: log},
+		Logger: log, Progress: run.Progress(),
+	}
+	res, err := train.Train(ctx, cfg, newSamplesData(in.train, p, meta, in.policy),
+		newSamplesData(in.val, p, meta, nil))
+	if err != nil {
+		return err
+	}
+	return writeOutputs(run, res, meta)
+}
+
+func toPhase(p PhaseParams, trainable []string) train.Phase {
+	return train.Phase{
+		Trainable: trainable, MaxEpochs: p.MaxEpochs, StepsPerEpoch: p.StepsPerEpoch,
+		ValidationSteps: p.ValidationSteps, BatchSize: p.BatchSize, LearningRate: p.LearningRate,
+	}
+}
+
+// buildModel returns the forward model to train: the `model` input (its
+// output layer replaced when the attributes differ) or the backbone with a
+// fresh head, shared weights untied.
+func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, head.Info, error) {
+	n := len(in.attrs)
+	seed := run.Seed()
+	if in.start != nil {
+		m, err := graph.Parse(in.start.ONNX)
+		if err != nil {
+			return nil, head.Info{}, fmt.Errorf("model input: %w", err)
+		}
+		info, err := stitchModelInfo(m, in.start.Meta)
+		if err != nil {
+			return nil, head.Info{}, err
+		}
+		if len(in.start.Meta.Attributes) != n || info.Output == "" {
+			run.Logger().Info("replacing the output layer of the starting model", "stage", run.Stage(),
+				"old_attributes", len(in.start.Meta.Attributes), "new_attributes", n)
+			if m, info, err = head.ReplaceOutput(m, n, seed); err != nil {
+				return nil, head.Info{}, err
+			}
+		}
+		return untie(m, info)
+	}
+
+	var backbone *onnxpb.ModelProto
+	path, err := p.backbonePath()
+	if err != nil {
+		return nil, head.Info{}, err
+	}
+	if path != "" {
+		if backbone, err = graph.Read(path); err != nil {
+			return nil, head.Info{}, err
+		}
+	} else {
+		run.Logger().Warn("the backbone starts from random initialisation: it is a zoo model and no "+
+			"weights file was given (use backbone: weights:PATH for pretrained weights)",
+			"stage", run.Stage(), "backbone", p.Backbone)
+		backbone, err = zoo.Build(p.Backbone, zoo.Options{Width: p.Width, InputSize: p.ImageSize, Seed: seed})
+		if err != nil {
+			return nil, head.Info{}, err
+		}
+	}
+	m, info, err := head.Attach(backbone, head.Spec{Hidden: p.Head, Outputs: n, Seed: seed})
+	if err != nil {
+		return nil, head.Info{}, err
+	}
+	if path != "" {
+		info.Meta.Backbone = p.Backbone
+	} else if info.Meta.Backbone == "" {
+		info.Meta.Backbone = p.Backbone
+	}
+	return untie(m, info)
+}
+
+// untie separates shared initializers (train.Untie) and recomputes the
+// backbone's parameter order, which then lists the copies too.
+func untie(m *onnxpb.ModelProto, info head.Info) (*onnxpb.ModelProto, head.Info, error) {
+	if _, err := train.Untie(m); err != nil {
+		return nil, head.Info{}, err
+	}
+	order, err := graph.ParamOrder(m.Graph)
+	if err != nil {
+		return nil, head.Info{}, err
+	}
+	isHead := map[string]bool{}
+	for _, h := range info.HeadParams {
+		isHead[h] = true
+	}
+	info.BackboneParams = info.BackboneParams[:0]
+	for _, name := range order {
+		if !isHead[name] {
+			info.BackboneParams = append(info.BackboneParams, name)
+		}
+	}
+	return m, info, nil
+}
+
+// stitchModelInfo recovers head.Info of a model stitch trained: the head's
+// parameters are the initializers named head.*, as head.Attach names them.
+func stitchModelInfo(m *onnxpb.ModelProto, meta artifacts.ModelMeta) (head.Info, error) {
+	order, err := graph.ParamOrder(m.Graph)
+	if err != nil {
+		return head.Info{}, fmt.Errorf("model input: %w", err)
+	}
+	info := head.Info{Input: meta.Input, Output: meta.Output, Meta: meta}
+	for _, name := range order {
+		if strings.HasPrefix(name, "head.") {
+			info.HeadParams = append(info.HeadParams, name)
+		} else {
+			info.BackboneParams = append(info.BackboneParams, name)
+		}
+	}
+	if info.Input == "" {
+		return head.Info{}, fmt.Errorf("model input: its metadata names no image input")
+	}
+	if len(info.HeadParams) == 0 {
+		return head.Info{}, fmt.Errorf("model input: no head.* parameters: not a model stitch trained")
+	}
+	return info, nil
+}
+
+func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta) error {
+	if err := head.WriteMeta(res.Model, meta); err != nil {
+		return err
+	}
+	data, err := graph.Marshal(res.Model)
+	if err != nil {
+		return err
+	}
+	store := run.Store()
+	id, err := store.PutModel(&artifacts.Model{ONNX: data, Meta: meta})
+	if err != nil {
+		return err
+	}
+	run.SetOutput("model", id)
+	hist, err := store.PutHistory(res.History)
+	if err != nil {
+		return err
+	}
+	run.SetOutput("history", hist)
+	run.Logger().Info("trained", "stage", run.Stage(), "best_phase", res.BestPhase,
+		"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
+	return nil
+}

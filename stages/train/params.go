@@ -1,0 +1,179 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"stitch/models/train"
+	"stitch/models/zoo"
+)
+
+// Params are the parameters of a train stage.
+type Params struct {
+	// Backbone is a zoo model name (smallcnn, resnet18, ...; random
+	// weights), or "file:PATH" / "weights:PATH" for an ONNX file such as
+	// ../shared/models/mobilenet_v2_imagenet.onnx (pretrained weights).
+	// Ignored when a `model` input is given.
+	Backbone string `yaml:"backbone"`
+	// Width multiplies a zoo backbone's channel counts.
+	Width float64 `yaml:"width"`
+	// Head are the hidden widths of the classifier head.
+	Head []int `yaml:"head"`
+	// FreezeRatio is the fraction of the backbone's parameters, input side
+	// first, that stays frozen in phase 2.
+	FreezeRatio float64 `yaml:"freeze_ratio"`
+	// ImageSize is the square input size the images are resized to.
+	ImageSize int `yaml:"image_size"`
+	// Crop cuts images of a samples table to their bounding box, widened
+	// by CropMargin of its size on each side.
+	Crop       bool    `yaml:"crop"`
+	CropMargin float64 `yaml:"crop_margin"`
+	// Normalize overrides the backbone's pixel preprocessing.
+	Normalize *Normalize `yaml:"normalize"`
+	// Optimizer is adam or sgd; Momentum and Nesterov are SGD's;
+	// WeightDecay is decoupled for Adam (AdamW) and L2 for SGD.
+	Optimizer   string  `yaml:"optimizer"`
+	Momentum    float64 `yaml:"momentum"`
+	Nesterov    bool    `yaml:"nesterov"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	// PosWeight is none, auto (negatives/positives per attribute on the
+	// training labels, at most MaxPosWeight) or input (the `weights` input).
+	PosWeight string `yaml:"pos_weight"`
+	// Phase1 trains the head only; Phase2 also the unfrozen backbone
+	// (max_epochs 0 skips it).
+	Phase1 PhaseParams `yaml:"phase1"`
+	Phase2 PhaseParams `yaml:"phase2"`
+	// Early stopping and learning-rate reduction on the validation loss.
+	Patience   int     `yaml:"patience"`
+	MinDelta   float64 `yaml:"min_delta"`
+	LRPatience int     `yaml:"lr_patience"`
+	LRFactor   float64 `yaml:"lr_factor"`
+	// BestBy picks the kept epoch: val_auc or val_loss.
+	BestBy string `yaml:"best_by"`
+}
+
+// PhaseParams are one phase's settings.
+type PhaseParams struct {
+	MaxEpochs int `yaml:"max_epochs"`
+	// StepsPerEpoch and ValidationSteps 0 mean a full pass.
+	StepsPerEpoch   int     `yaml:"steps_per_epoch"`
+	ValidationSteps int     `yaml:"validation_steps"`
+	BatchSize       int     `yaml:"batch_size"`
+	LearningRate    float64 `yaml:"learning_rate"`
+}
+
+// Normalize is the pixel preprocessing x = (p/scale - mean[c]) / std[c].
+type Normalize struct {
+	Scale float32    `yaml:"scale"`
+	Mean  [3]float32 `yaml:"mean"`
+	Std   [3]float32 `yaml:"std"`
+}
+
+// MaxPosWeight caps pos_weight: auto, so that an attribute with a handful
+// of positives does not dominate the loss.
+const MaxPosWeight = 100
+
+// NewParams returns the defaults of the notebook: a 496-wide head, 80% of
+// the backbone frozen in phase 2, 224 px, Adam, early stopping after 8
+// epochs and a tenfold learning-rate cut after 4 without improvement.
+func NewParams() *Params {
+	return &Params{
+		Backbone: "mobilenet_v2", Width: 1, Head: []int{496}, FreezeRatio: 0.8, ImageSize: 224,
+		Crop: true, Optimizer: train.Adam, Momentum: 0.9, PosWeight: "none",
+		Phase1:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-3},
+		Phase2:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-4},
+		Patience: 8, MinDelta: 1e-4, LRPatience: 4, LRFactor: 0.1, BestBy: train.BestByValAUC,
+	}
+}
+
+// Validate checks the parameters without touching the disk.
+func (p *Params) Validate() error {
+	var errs []error
+	if _, path := backboneFile(p.Backbone); path == "" && !slices.Contains(zoo.Names(), p.Backbone) {
+		errs = append(errs, fmt.Errorf("backbone %q: want a zoo model (%s) or file:PATH",
+			p.Backbone, strings.Join(zoo.Names(), ", ")))
+	}
+	if p.Width <= 0 {
+		errs = append(errs, fmt.Errorf("width %g: want > 0", p.Width))
+	}
+	for _, h := range p.Head {
+		if h <= 0 {
+			errs = append(errs, fmt.Errorf("head %v: widths must be positive", p.Head))
+		}
+	}
+	if p.FreezeRatio < 0 || p.FreezeRatio > 1 {
+		errs = append(errs, fmt.Errorf("freeze_ratio %g: want 0 to 1", p.FreezeRatio))
+	}
+	if p.ImageSize < 32 {
+		errs = append(errs, fmt.Errorf("image_size %d: want at least 32", p.ImageSize))
+	}
+	if p.CropMargin < 0 || p.CropMargin > 1 {
+		errs = append(errs, fmt.Errorf("crop_margin %g: want 0 to 1", p.CropMargin))
+	}
+	if n := p.Normalize; n != nil && (n.Scale == 0 || n.Std[0] == 0 || n.Std[1] == 0 || n.Std[2] == 0) {
+		errs = append(errs, errors.New("normalize: scale and std must not be zero"))
+	}
+	if p.PosWeight != "none" && p.PosWeight != "auto" && p.PosWeight != "input" {
+		errs = append(errs, fmt.Errorf("pos_weight %q: want none, auto or input", p.PosWeight))
+	}
+	if err := p.optimizer().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for i, ph := range []PhaseParams{p.Phase1, p.Phase2} {
+		if ph.MaxEpochs < 0 || ph.StepsPerEpoch < 0 || ph.ValidationSteps < 0 {
+			errs = append(errs, fmt.Errorf("phase%d: negative counts", i+1))
+		}
+		if ph.MaxEpochs > 0 && (ph.BatchSize <= 0 || ph.LearningRate <= 0) {
+			errs = append(errs, fmt.Errorf("phase%d: batch_size %d and learning_rate %g must be positive",
+				i+1, ph.BatchSize, ph.LearningRate))
+		}
+	}
+	if p.Phase1.MaxEpochs == 0 && p.Phase2.MaxEpochs == 0 {
+		errs = append(errs, errors.New("phase1 and phase2: both have max_epochs 0, nothing to train"))
+	}
+	if p.Patience < 0 || p.LRPatience < 0 || p.MinDelta < 0 {
+		errs = append(errs, errors.New("patience, lr_patience and min_delta must not be negative"))
+	}
+	if p.LRPatience > 0 && (p.LRFactor <= 0 || p.LRFactor >= 1) {
+		errs = append(errs, fmt.Errorf("lr_factor %g: want between 0 and 1", p.LRFactor))
+	}
+	if p.BestBy != train.BestByValAUC && p.BestBy != train.BestByValLoss {
+		errs = append(errs, fmt.Errorf("best_by %q: want %s or %s", p.BestBy, train.BestByValAUC, train.BestByValLoss))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Params) optimizer() train.Optimizer {
+	o := train.Optimizer{Kind: p.Optimizer, WeightDecay: float32(p.WeightDecay)}
+	if p.Optimizer == train.SGD {
+		o.Momentum, o.Nesterov = float32(p.Momentum), p.Nesterov
+	}
+	return o
+}
+
+// backboneFile splits "file:PATH" and "weights:PATH"; path is "" for a zoo
+// name.
+func backboneFile(backbone string) (prefix, path string) {
+	for _, pre := range []string{"file:", "weights:"} {
+		if rest, ok := strings.CutPrefix(backbone, pre); ok && rest != "" {
+			return pre, rest
+		}
+	}
+	return "", ""
+}
+
+// backbonePath is the absolute path of a file backbone ("" for a zoo one).
+func (p *Params) backbonePath() (string, error) {
+	_, path := backboneFile(p.Backbone)
+	if path == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("backbone %s: %w", path, err)
+	}
+	return abs, nil
+}
