@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"stitch/pipeline"
+)
+
+var cmdGC = &command{
+	name: "gc",
+	args: "[--dry-run]",
+	summary: "Remove objects that no stage's last recorded run references, " +
+		"their cache entries and leftovers of interrupted writes.",
+	example: `stitch gc --dry-run   # list what would go
+stitch gc`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		dry := fs.Bool("dry-run", false, "list what would be removed; remove nothing")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("gc takes no arguments, got %q", args)
+			}
+			open := pipeline.OpenWorkspace
+			if *dry {
+				open = pipeline.OpenWorkspaceReadOnly
+			}
+			w, err := open(e.workspace, e.logger)
+			if err != nil {
+				return err
+			}
+			res, err := w.GC(ctx, *dry)
+			if err != nil {
+				return err
+			}
+			verb := "removed"
+			if *dry {
+				verb = "would remove"
+				for _, id := range res.Objects {
+					fmt.Fprintln(e.stdout, id)
+				}
+			}
+			fmt.Fprintf(e.stdout, "%s %d objects (%d bytes), %d cache entries, %d temporary files\n",
+				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps)
+			return nil
+		}
+	},
+}

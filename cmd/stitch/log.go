@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"stitch/pipeline"
+)
+
+var cmdLog = &command{
+	name:    "log",
+	args:    "[--limit N] [--json]",
+	summary: "List past runs in the workspace: what ran, what was reused, durations and keys.",
+	example: `stitch log --limit 5`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		limit := fs.Int("limit", 20, "show the `N` most recent runs (0: all)")
+		asJSON := fs.Bool("json", false, "print the run records as JSON")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("log takes no arguments, got %q", args)
+			}
+			w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
+			if err != nil {
+				return err
+			}
+			runs, err := w.RunRecords()
+			if err != nil {
+				return err
+			}
+			slices.Reverse(runs) // newest first
+			if *limit > 0 && len(runs) > *limit {
+				runs = runs[:*limit]
+			}
+			if *asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(runs)
+			}
+			for _, r := range runs {
+				counts := map[pipeline.State]int{}
+				for _, s := range r.Stages {
+					counts[s.State]++
+				}
+				fmt.Fprintf(e.stdout, "%s  %s  %s  %s  ran %d, cached %d, failed %d\n",
+					r.Started.Local().Format(time.DateTime), r.Pipeline, r.Outcome,
+					r.Finished.Sub(r.Started).Round(time.Millisecond), counts[pipeline.StateRan],
+					counts[pipeline.StateCached], counts[pipeline.StateFailed])
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				for _, s := range r.Stages {
+					key := s.Key
+					if len(key) > 12 {
+						key = key[:12]
+					}
+					fmt.Fprintf(tw, "    %s\t%s\t%.2fs\tkey %s\t%s\n", s.State, s.Stage, s.Seconds, key, firstLine(s.Error))
+				}
+				tw.Flush()
+			}
+			return nil
+		}
+	},
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"strings"
+
+	"stitch/models/ort"
+	"stitch/pipeline"
+	"stitch/stages/predict"
+)
+
+var cmdPredict = &command{
+	name: "predict",
+	args: "--model MODEL [--top N] [--json] IMAGE...",
+	summary: "Score images with a model: the most probable attributes of each type. MODEL is an " +
+		"ONNX file written by stitch, a model artifact id, or STAGE.OUTPUT of a pipeline run here.",
+	example: `stitch predict --model train.model photos/dress.jpg
+stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		model := fs.String("model", "", "the `MODEL`: ONNX file, artifact id or STAGE.OUTPUT")
+		top := fs.Int("top", 5, "attributes shown per type")
+		asJSON := fs.Bool("json", false, "print JSON instead of text")
+		provider := fs.String("provider", "cpu", "execution provider: cpu or cuda")
+		fallback := fs.Bool("cpu-fallback", false, "run on the CPU when CUDA is unavailable")
+		threads := fs.Int("threads", 0, "ONNX Runtime threads (0: all cores)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if *model == "" || len(args) == 0 {
+				return usagef("predict needs --model MODEL and at least one IMAGE")
+			}
+			name, err := resolveModel(e, *model)
+			if err != nil {
+				return err
+			}
+			results, err := predict.ForPeople(ctx, predict.Options{
+				Model: name, Workspace: e.workspace, Images: args, Top: *top,
+				Runtime: ort.Options{Provider: *provider, FallbackCPU: *fallback,
+					Threads: *threads, Logger: e.logger},
+			})
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return predict.WriteJSON(e.stdout, results)
+			}
+			return predict.WriteText(e.stdout, results)
+		}
+	},
+}
+
+// resolveModel turns STAGE or STAGE.OUTPUT of a recorded run into the id
+// of its model artifact; files and artifact ids pass through unchanged.
+func resolveModel(e *env, model string) (string, error) {
+	if _, err := os.Stat(model); err == nil || len(model) == 64 || strings.ContainsRune(model, os.PathSeparator) {
+		return model, nil
+	}
+	w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
+	if err != nil {
+		return "", err
+	}
+	rec, output, err := findOutput(w, model, "")
+	if err != nil {
+		return "", err
+	}
+	if output == "" {
+		output = "model"
+	}
+	id, ok := rec.Outputs[output]
+	if !ok {
+		return "", usagef("stage %s has no output %q", rec.Stage, output)
+	}
+	return id.String(), nil
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"stitch/artifacts"
+	"stitch/internal/suggest"
+	"stitch/pipeline"
+)
+
+var cmdShow = &command{
+	name:    "show",
+	args:    "STAGE[.OUTPUT] [--rows N] [--csv] [--pipeline NAME]",
+	summary: "Print the schema, row count and first rows of a stage's output from its last run.",
+	example: `stitch show split.train --rows 5
+stitch show 'train[vgg16,0.6].history' --csv > history.csv`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		rows := fs.Int("rows", 10, "print the first `N` rows (0: none, -1: all)")
+		asCSV := fs.Bool("csv", false, "print the rows as CSV (header included) and nothing else")
+		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have the stage")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("show wants one STAGE[.OUTPUT], got %q", args)
+			}
+			w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
+			if err != nil {
+				return err
+			}
+			rec, output, err := findOutput(w, args[0], *pipe)
+			if err != nil {
+				return err
+			}
+			names := sortedOutputs(rec.Outputs)
+			if output != "" {
+				names = []string{output}
+			}
+			for i, name := range names {
+				if i > 0 && !*asCSV {
+					fmt.Fprintln(e.stdout)
+				}
+				if err := showArtifact(e.stdout, w.Store(), rec, name, *rows, *asCSV); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	},
+}
+
+// findOutput finds the last run of a stage named "stage" or
+// "stage.output" (stage names may themselves hold dots, as in
+// train[vgg16,0.6], so both readings are tried).
+func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord, string, error) {
+	recs, err := w.LastRecords()
+	if err != nil {
+		return nil, "", err
+	}
+	var known []string
+	var found []*pipeline.StageRecord
+	var output string
+	for _, r := range recs {
+		if pipe != "" && r.Pipeline != pipe {
+			continue
+		}
+		known = append(known, r.Stage)
+		if r.Stage == arg {
+			found, output = append(found, r), ""
+			continue
+		}
+		if i := strings.LastIndexByte(arg, '.'); i > 0 && r.Stage == arg[:i] {
+			if _, ok := r.Outputs[arg[i+1:]]; !ok {
+				return nil, "", usagef("stage %s has no output %q%s", r.Stage, arg[i+1:],
+					suggest.Hint(arg[i+1:], sortedOutputs(r.Outputs)))
+			}
+			found, output = append(found, r), arg[i+1:]
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, "", usagef("no recorded run of stage %q in this workspace%s", arg, suggest.Hint(arg, known))
+	case 1:
+		return found[0], output, nil
+	}
+	var pipes []string
+	for _, r := range found {
+		pipes = append(pipes, r.Pipeline)
+	}
+	return nil, "", usagef("stage %q is in several pipelines (%s): pick one with --pipeline", arg, strings.Join(pipes, ", "))
+}
+
+func sortedOutputs(m map[string]artifacts.ID) []string {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord, name string, rows int, asCSV bool) error {
+	id := rec.Outputs[name]
+	if st == nil {
+		return fmt.Errorf("show %s.%s: %w", rec.Stage, name, artifacts.ErrNotFound)
+	}
+	data, err := st.Get(id)
+	if err != nil {
+		return fmt.Errorf("show %s.%s: %w", rec.Stage, name, err)
+	}
+	table, err := artifacts.ReadTable(data)
+	if err != nil {
+		if asCSV {
+			return fmt.Errorf("show %s.%s: %w", rec.Stage, name, err)
+		}
+		fmt.Fprintf(out, "%s.%s  object %s  %d bytes, not an Arrow file\n", rec.Stage, name, id, len(data))
+		return nil
+	}
+	defer table.Release()
+	if rows < 0 || int64(rows) > table.NumRows() {
+		rows = int(table.NumRows())
+	}
+
+	schema := table.Schema()
+	header := make([]string, schema.NumFields())
+	for i, f := range schema.Fields() {
+		header[i] = f.Name
+	}
+	cells := firstRows(table, rows, !asCSV)
+	if asCSV {
+		cw := csv.NewWriter(out)
+		cw.Write(header)
+		cw.WriteAll(cells) // WriteAll flushes; Error reports the first failure of either
+		return cw.Error()
+	}
+
+	fmt.Fprintf(out, "%s.%s  object %s  kind %s  last run %s\n", rec.Stage, name, id.Short(),
+		orDash(artifacts.KindOf(schema)), rec.Time.Local().Format("2006-01-02 15:04:05"))
+	fmt.Fprintln(out, "schema:")
+	for _, f := range schema.Fields() {
+		fmt.Fprintf(out, "  %s: %s\n", f.Name, f.Type)
+	}
+	fmt.Fprintf(out, "rows: %d\n", table.NumRows())
+	if rows == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range cells {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// firstRows renders the first n rows as strings; long cells are cut when
+// the output is for a person.
+func firstRows(t arrow.Table, n int, cut bool) [][]string {
+	out := make([][]string, n)
+	for i := range out {
+		out[i] = make([]string, t.NumCols())
+	}
+	for c := range int(t.NumCols()) {
+		row := 0
+		for _, chunk := range t.Column(c).Data().Chunks() {
+			for i := 0; i < chunk.Len() && row < n; i++ {
+				v := chunk.ValueStr(i)
+				if chunk.IsNull(i) {
+					v = "null"
+				}
+				if cut && len(v) > 60 {
+					v = v[:57] + "..."
+				}
+				out[row][c] = strings.NewReplacer("\t", " ", "\n", " ").Replace(v)
+				row++
+			}
+		}
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

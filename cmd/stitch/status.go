@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"stitch/pipeline"
+)
+
+var cmdStatus = &command{
+	name:    "status",
+	args:    "[FILE] [--set k=v]...",
+	summary: "Say which stages are fresh and why the others are stale; changes nothing.",
+	example: `stitch status pipelines/demo.yaml
+# fresh  split
+# stale  train   parameter ` + "`lr`" + ` changed 0.001 -> 0.0001`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var sets stringList
+		fs.Var(&sets, "set", "override pipeline parameter: `name=value`; repeatable")
+		return func(ctx context.Context, e *env, args []string) error {
+			file, err := pipelineFile(args)
+			if err != nil {
+				return err
+			}
+			p, err := e.load(file, sets)
+			if err != nil {
+				return err
+			}
+			w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
+			if err != nil {
+				return err
+			}
+			sts, err := w.Status(ctx, p)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			stale := 0
+			for _, st := range sts {
+				state := "fresh"
+				if !st.Fresh {
+					state = "stale"
+					stale++
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", state, st.Stage, strings.Join(st.Reasons, "; "))
+			}
+			tw.Flush()
+			fmt.Fprintf(e.stdout, "%s: %d fresh, %d stale\n", p.Name, len(sts)-stale, stale)
+			return nil
+		}
+	},
+}

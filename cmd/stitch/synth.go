@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"stitch/stages/synth"
+)
+
+var cmdSynth = &command{
+	name:    "synth",
+	args:    "--out DIR [--n N] [--seed S] [--size PX]",
+	summary: "Draw a synthetic DeepFashion-like dataset (coarse and fine layouts) into a folder.",
+	example: `stitch synth --out data/synth --n 600 --seed 1
+stitch run pipelines/demo.yaml --set data=data/synth`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		defaults := synth.DefaultOptions("")
+		out := fs.String("out", "", "the `folder` to write (created; earlier files are overwritten)")
+		n := fs.Int("n", defaults.N, "number of images")
+		seed := fs.Int64("seed", defaults.Seed, "the same seed draws the same bytes")
+		size := fs.Int("size", defaults.Size, "side of the square images in `pixels`")
+		unknown := fs.Float64("unknown", defaults.UnknownFraction,
+			"fraction of coarse labels written 0 (unknown)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("synth takes no positional arguments, got %q", args)
+			}
+			if *out == "" {
+				return usagef("synth needs --out DIR")
+			}
+			opts := defaults
+			opts.Out, opts.N, opts.Seed, opts.Size, opts.UnknownFraction = *out, *n, *seed, *size, *unknown
+			sum, err := synth.Generate(ctx, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: %d images (train %d, val %d, test %d), %d attributes, %d categories\n",
+				sum.Out, sum.Images, sum.Train, sum.Val, sum.Test, sum.Attributes, sum.Categories)
+			return nil
+		}
+	},
+}

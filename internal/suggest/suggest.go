@@ -1,0 +1,56 @@
+// Package suggest finds the closest valid name to a misspelt one, for
+// "did you mean" hints in error messages.
+package suggest
+
+import "strings"
+
+// Closest returns the candidate nearest to name by edit distance, or "" when
+// none is close enough to be a plausible typo. Ties go to the candidate that
+// comes first in candidates, so callers that pass sorted names get the same
+// hint every time.
+func Closest(name string, candidates []string) string {
+	best, bestDist := "", -1
+	for _, c := range candidates {
+		d := distance(strings.ToLower(name), strings.ToLower(c))
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	// Allow about one edit per three characters, and at least two, so that
+	// "lr" -> "l2" is offered but "seed" -> "backbone" is not.
+	limit := max(2, len(name)/3)
+	if bestDist < 0 || bestDist > limit {
+		return ""
+	}
+	return best
+}
+
+// Hint returns ` (did you mean "x"?)` for the closest candidate, or "".
+func Hint(name string, candidates []string) string {
+	if c := Closest(name, candidates); c != "" {
+		return ` (did you mean "` + c + `"?)`
+	}
+	return ""
+}
+
+// distance is the Levenshtein distance between a and b, over runes.
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

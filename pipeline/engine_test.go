@@ -1,0 +1,380 @@
+package pipeline_test
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"stitch/artifacts"
+	"stitch/internal/testkinds"
+	"stitch/pipeline"
+)
+
+// fixture is a workspace with the test kinds and a run counter.
+type fixture struct {
+	t   *testing.T
+	reg *pipeline.Registry
+	c   *testkinds.Counter
+	w   *pipeline.Workspace
+	dir string
+}
+
+func newFixture(t *testing.T) *fixture {
+	reg, c := registry(t)
+	dir := t.TempDir()
+	w, err := pipeline.OpenWorkspace(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, reg: reg, c: c, w: w, dir: dir}
+}
+
+// run runs src and returns the stages that really ran, with their count.
+func (f *fixture) run(src string, opts pipeline.Options, sets ...string) (map[string]int, *pipeline.Result, error) {
+	f.t.Helper()
+	p := parse(f.t, f.reg, src, sets...)
+	res, err := f.w.Run(f.t.Context(), p, opts)
+	return f.c.Take(), res, err
+}
+
+func (f *fixture) mustRun(src string, sets ...string) map[string]int {
+	f.t.Helper()
+	ran, _, err := f.run(src, pipeline.Options{}, sets...)
+	if err != nil {
+		f.t.Fatalf("run: %v", err)
+	}
+	return ran
+}
+
+func (f *fixture) status(src string, sets ...string) map[string][]string {
+	f.t.Helper()
+	sts, err := f.w.Status(f.t.Context(), parse(f.t, f.reg, src, sets...))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, st := range sts {
+		if !st.Fresh {
+			out[st.Stage] = st.Reasons
+		}
+	}
+	return out
+}
+
+const chain = `
+params: {seed: 7}
+stages:
+  a: {uses: source, with: {value: hello, lr: 0.01}}
+  b: {uses: upper, needs: {in: a.out}, with: {suffix: "!"}}
+  c: {uses: slow, needs: {in: b.out}, with: {steps: 1, step_ms: 1}}
+  d: {uses: upper, needs: {in: a.out}}
+`
+
+func all(names ...string) map[string]int {
+	m := map[string]int{}
+	for _, n := range names {
+		m[n] = 1
+	}
+	return m
+}
+
+// Case 1: a parameter edit reruns that stage and its dependents only.
+func TestParamEditRerunsDependents(t *testing.T) {
+	f := newFixture(t)
+	if diff := cmp.Diff(all("a", "b", "c", "d"), f.mustRun(chain)); diff != "" {
+		t.Fatalf("first run (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{}, f.mustRun(chain)); diff != "" {
+		t.Fatalf("second run (-want +got):\n%s", diff)
+	}
+	edited := strings.Replace(chain, `suffix: "!"`, `suffix: "?"`, 1)
+	want := map[string][]string{"b": {"parameter `suffix` changed \"!\" -> \"?\""}, "c": {"upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(edited)); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(all("b", "c"), f.mustRun(edited)); diff != "" {
+		t.Errorf("after edit (-want +got):\n%s", diff)
+	}
+}
+
+// Case 2: removing a parameter reruns the stage (its default differs).
+func TestRemovedParamReruns(t *testing.T) {
+	f := newFixture(t)
+	f.mustRun(chain)
+	edited := strings.Replace(chain, ", lr: 0.01", "", 1)
+	want := map[string][]string{"a": {"parameter `lr` removed: 0.01 -> default 0.001"},
+		"b": {"upstream `a` is stale"}, "c": {"upstream `b` is stale"}, "d": {"upstream `a` is stale"}}
+	if diff := cmp.Diff(want, f.status(edited)); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	if ran := f.mustRun(edited); ran["a"] != 1 {
+		t.Errorf("a did not rerun: %v", ran)
+	}
+}
+
+// Case 3 at run level: spellings of one float are one cache entry.
+func TestFloatSpellingsOneKey(t *testing.T) {
+	f := newFixture(t)
+	for i, lr := range []string{"1e-5", "1.0e-5", "0.00001", "1E-05"} {
+		src := "stages: {a: {uses: source, with: {lr: " + lr + ", value: v}}}"
+		ran := f.mustRun(src)
+		if want := map[string]int{}; i == 0 {
+			want = all("a")
+			if diff := cmp.Diff(want, ran); diff != "" {
+				t.Fatal(diff)
+			}
+		} else if len(ran) != 0 {
+			t.Errorf("lr %s reran: %v", lr, ran)
+		}
+	}
+}
+
+// Case 4: a byte change of an external file reruns (also CRLF -> LF);
+// touching it does not.
+func TestExternalFile(t *testing.T) {
+	f := newFixture(t)
+	data := filepath.Join(t.TempDir(), "labels.txt")
+	writeFile(t, data, "a\r\nb\r\n")
+	src := "params: {file: x}\nstages: {a: {uses: source, with: {file: \"${file}\"}}, b: {uses: upper, needs: {in: a.out}}}"
+	set := "file=" + data
+	f.mustRun(src, set)
+
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(data, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if ran := f.mustRun(src, set); len(ran) != 0 {
+		t.Errorf("touch reran %v", ran)
+	}
+
+	writeFile(t, data, "a\nb\n")
+	if got := f.status(src, set)["a"]; !cmp.Equal(got, []string{"external `" + data + "` changed"}) {
+		t.Errorf("status says %q", got)
+	}
+	if diff := cmp.Diff(all("a", "b"), f.mustRun(src, set)); diff != "" {
+		t.Errorf("CRLF->LF (-want +got):\n%s", diff)
+	}
+}
+
+// Case 5: an object changed in the store is detected and recomputed.
+func TestTamperedObjectRecomputed(t *testing.T) {
+	f := newFixture(t)
+	_, res, err := f.run(chain, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Stages[0].Outputs["out"]
+	path := f.w.Store().Path(id)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "not what it was")
+
+	ran, res2, err := f.run(chain, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a reruns and writes the same bytes again, so its consumers hit.
+	if diff := cmp.Diff(all("a"), ran); diff != "" {
+		t.Errorf("ran (-want +got):\n%s", diff)
+	}
+	if got := res2.Stages[0].Outputs["out"]; got != id {
+		t.Errorf("recomputed id %s, want %s", got.Short(), id.Short())
+	}
+	if err := f.w.Store().Verify(id); err != nil {
+		t.Errorf("object after recompute: %v", err)
+	}
+}
+
+// Case 6: a stage that writes its output and then fails is not cached.
+func TestFailedStageNotCached(t *testing.T) {
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "fail")
+	writeFile(t, marker, "")
+	src := "params: {m: x}\nstages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, with: {fail_if: \"${m}\"}}, " +
+		"c: {uses: slow, needs: {in: b.out}}, d: {uses: upper, needs: {in: a.out}}}"
+	_, res, err := f.run(src, pipeline.Options{KeepGoing: true}, "m="+marker)
+	var fe *pipeline.FailedError
+	if !errors.As(err, &fe) || len(fe.Failures) != 1 || fe.Failures[0].Stage != "b" {
+		t.Fatalf("got %v, want b alone reported as failed", err)
+	}
+	states := map[string]pipeline.State{}
+	for _, s := range res.Stages {
+		states[s.Stage] = s.State
+	}
+	want := map[string]pipeline.State{"a": pipeline.StateRan, "b": pipeline.StateFailed,
+		"c": pipeline.StateUpstreamFailed, "d": pipeline.StateRan}
+	if diff := cmp.Diff(want, states); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+
+	os.Remove(marker)
+	if diff := cmp.Diff(all("b", "c"), f.mustRun(src, "m="+marker)); diff != "" {
+		t.Errorf("after the fix (-want +got):\n%s", diff)
+	}
+}
+
+// Case 9: variants a, b, then a again: the third run is all cache hits.
+func TestVariantsABA(t *testing.T) {
+	f := newFixture(t)
+	src := "params: {v: a}\nstages: {x: {uses: source, with: {value: \"${v}\"}}, y: {uses: upper, needs: {in: x.out}}}"
+	f.mustRun(src, "v=a")
+	f.mustRun(src, "v=b")
+	if ran := f.mustRun(src, "v=a"); len(ran) != 0 {
+		t.Errorf("third run ran %v", ran)
+	}
+	if st := f.status(src, "v=a"); len(st) != 0 {
+		t.Errorf("status after a: %v", st)
+	}
+}
+
+// Case 10: status and --dry-run leave the store and records byte-identical.
+func TestStatusAndDryRunChangeNothing(t *testing.T) {
+	f := newFixture(t)
+	data := filepath.Join(t.TempDir(), "d.txt")
+	writeFile(t, data, "x")
+	src := "params: {f: x, v: a}\nstages: {a: {uses: source, with: {file: \"${f}\", value: \"${v}\"}}, b: {uses: upper, needs: {in: a.out}}}"
+	f.mustRun(src, "f="+data)
+	writeFile(t, data, "y") // the fingerprint cache is now out of date too
+	before := snapshot(t, f.dir)
+
+	f.status(src, "f="+data, "v=b")
+	ro, err := pipeline.OpenWorkspaceReadOnly(f.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ro.Run(t.Context(), parse(t, f.reg, src, "f="+data, "v=b"), pipeline.Options{DryRun: true})
+	if err != nil || res.Count(pipeline.StateWouldRun) != 2 {
+		t.Fatalf("dry run: %v %+v", err, res)
+	}
+	if diff := cmp.Diff(before, snapshot(t, f.dir)); diff != "" {
+		t.Errorf("workspace changed (-before +after):\n%s", diff)
+	}
+	if len(f.c.Take()) != 0 {
+		t.Error("a dry run ran a stage")
+	}
+}
+
+// snapshot maps every file under dir to its bytes and mtime.
+func snapshot(t *testing.T, dir string) map[string]string {
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		content := ""
+		if !d.IsDir() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			content = string(b)
+		}
+		out[path] = info.ModTime().String() + " " + content
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Case 11: spaces and non-ASCII names (NFC and NFD) in the workspace and
+// in external folders; a dangling symlink is a clear error.
+func TestOddPaths(t *testing.T) {
+	reg, c := registry(t)
+	root := filepath.Join(t.TempDir(), "my work space é")
+	w, err := pipeline.OpenWorkspace(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(root, "data set")
+	writeFile(t, filepath.Join(data, "caf\u00e9.txt"), "nfc")  // é precomposed (NFC)
+	writeFile(t, filepath.Join(data, "cafe\u0301.txt"), "nfd") // e + combining accent (NFD)
+	writeFile(t, filepath.Join(data, "sub dir", "ü b.txt"), "x")
+	src := "params: {d: x}\nstages: {a: {uses: source, with: {dir: \"${d}\"}}}"
+	p := parse(t, reg, src, "d="+data)
+	run := func() map[string]int {
+		if _, err := w.Run(t.Context(), p, pipeline.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return c.Take()
+	}
+	if diff := cmp.Diff(all("a"), run()); diff != "" {
+		t.Fatal(diff)
+	}
+	if ran := run(); len(ran) != 0 {
+		t.Errorf("unchanged folder reran: %v", ran)
+	}
+	writeFile(t, filepath.Join(data, "cafe\u0301.txt"), "NFD")
+	if diff := cmp.Diff(all("a"), run()); diff != "" {
+		t.Errorf("NFD file edit (-want +got):\n%s", diff)
+	}
+
+	link := filepath.Join(data, "gone link")
+	if err := os.Symlink(filepath.Join(data, "nowhere"), link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Run(t.Context(), p, pipeline.Options{})
+	if err == nil || !strings.Contains(err.Error(), "dangling symlink") || !strings.Contains(err.Error(), link) {
+		t.Errorf("dangling symlink: got %v", err)
+	}
+	p2 := parse(t, reg, "params: {f: x}\nstages: {a: {uses: source, with: {file: \"${f}\"}}}", "f="+link)
+	if _, err := w.Run(t.Context(), p2, pipeline.Options{}); err == nil || !strings.Contains(err.Error(), "dangling symlink") {
+		t.Errorf("dangling symlink as the input: got %v", err)
+	}
+}
+
+// Two clean runs give identical artifact ids; --target runs what it needs.
+func TestDeterministicAndTargets(t *testing.T) {
+	ids := func() map[string]artifacts.ID {
+		f := newFixture(t)
+		_, res, err := f.run(chain, pipeline.Options{Targets: []string{"c"}, Jobs: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]artifacts.ID{}
+		for _, s := range res.Stages {
+			out[s.Stage] = s.Outputs["out"]
+		}
+		return out
+	}
+	first := ids()
+	if len(first) != 3 {
+		t.Errorf("--target c ran %d stages, want a, b, c", len(first))
+	}
+	if diff := cmp.Diff(first, ids()); diff != "" {
+		t.Errorf("second clean run differs:\n%s", diff)
+	}
+}
+
+func TestGC(t *testing.T) {
+	f := newFixture(t)
+	src := "params: {v: a}\nstages: {x: {uses: source, with: {value: \"${v}\"}}}"
+	f.mustRun(src, "v=a")
+	f.mustRun(src, "v=b") // the last record now names b's object only
+	res, err := f.w.GC(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Objects) != 1 || res.Entries != 1 {
+		t.Errorf("gc removed %d objects, %d entries; want 1, 1", len(res.Objects), res.Entries)
+	}
+	if ran := f.mustRun(src, "v=b"); len(ran) != 0 {
+		t.Errorf("live stage reran after gc: %v", ran)
+	}
+	if ran := f.mustRun(src, "v=a"); len(ran) != 1 {
+		t.Errorf("collected stage did not rerun: %v", ran)
+	}
+}

@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stitch/artifacts"
+)
+
+// GCResult is what a garbage collection removed (or, dry, would remove).
+type GCResult struct {
+	// Objects are the unreferenced artifacts, sorted.
+	Objects []artifacts.ID
+	// Bytes is their total size.
+	Bytes int64
+	// Entries counts cache entries dropped because an output went.
+	Entries int
+	// Temps counts leftovers of interrupted writes.
+	Temps int
+}
+
+// GC removes the objects that no stage's last recorded run references
+// (see LastRecords), the cache entries that pointed at them and the
+// temporary files of interrupted writes. It holds the workspace lock
+// exclusively, so it waits for running `stitch run`s and they wait for
+// it. With dryRun it only lists what it would remove.
+func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
+	if !dryRun {
+		unlock, err := flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_EX)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	if w.store == nil {
+		return &GCResult{}, nil // a workspace that was never run in
+	}
+	records, err := w.LastRecords()
+	if err != nil {
+		return nil, err
+	}
+	live := map[artifacts.ID]bool{}
+	for _, r := range records {
+		for _, id := range r.Outputs {
+			live[id] = true
+		}
+	}
+
+	res := &GCResult{}
+	objects, err := filepath.Glob(filepath.Join(w.meta, "objects", "*", "*"))
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	dead := map[artifacts.ID]bool{}
+	for _, path := range objects {
+		id, err := artifacts.ParseID(filepath.Base(filepath.Dir(path)) + filepath.Base(path))
+		if err != nil || live[id] {
+			continue // not an object name: not ours to remove
+		}
+		if info, err := os.Stat(path); err == nil {
+			res.Bytes += info.Size()
+		}
+		dead[id] = true
+		res.Objects = append(res.Objects, id)
+		if !dryRun {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return res, fmt.Errorf("gc: remove %s: %w", path, err)
+			}
+		}
+	}
+	slices.SortFunc(res.Objects, func(a, b artifacts.ID) int { return strings.Compare(a.String(), b.String()) })
+
+	entries, err := filepath.Glob(filepath.Join(w.meta, "index", "*", "*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	for _, path := range entries {
+		var e IndexEntry
+		if err := readJSON(path, &e); err != nil {
+			continue // unreadable entries are misses anyway; leave them for a person to see
+		}
+		for _, id := range e.Outputs {
+			if dead[id] || !w.store.Has(id) {
+				res.Entries++
+				if !dryRun {
+					os.Remove(path) // a vanished entry is as good as a removed one
+				}
+				break
+			}
+		}
+	}
+
+	temps, err := w.temps()
+	if err != nil {
+		return nil, err
+	}
+	res.Temps = len(temps)
+	if !dryRun {
+		for _, t := range temps {
+			os.Remove(t) // under the exclusive lock nobody is writing them
+		}
+	}
+	return res, nil
+}
+
+// temps lists leftovers of writes interrupted by a crash.
+func (w *Workspace) temps() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(w.meta, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "objects" || d.Name() == "work") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasPrefix(d.Name(), ".tmp-") || filepath.Base(filepath.Dir(path)) == "tmp") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	return out, nil
+}
+
+// Report calls Report on the stages of a run whose kind is a Reporter
+// and that ended fresh or cached, in pipeline order. ExportDir is
+// WORKSPACE/stitch-out/<pipeline>/<stage>/.
+func (w *Workspace) Report(ctx context.Context, p *Pipeline, res *Result, out io.Writer) error {
+	var errs []error
+	for _, sr := range res.Stages {
+		if sr.State != StateRan && sr.State != StateCached {
+			continue
+		}
+		s, ok := p.Lookup(sr.Stage)
+		if !ok {
+			continue
+		}
+		rep, ok := s.Kind.(Reporter)
+		if !ok {
+			continue
+		}
+		dir := w.ExportDir(p.Name, s.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			errs = append(errs, fmt.Errorf("report %s: %w", s.Name, err))
+			continue
+		}
+		env := ReportEnv{Stage: s.Name, Store: w.store, Outputs: sr.Outputs, Out: out, ExportDir: dir}
+		if err := rep.Report(ctx, env); err != nil {
+			errs = append(errs, fmt.Errorf("report %s: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"stitch/artifacts"
+)
+
+// keyMaterial is everything a run key hashes. Settings (threads, device)
+// are deliberately absent: they change how fast a stage runs, not what it
+// computes. The stage's name enters only through its seed.
+type keyMaterial struct {
+	Kind      string                    `json:"kind"`
+	Version   string                    `json:"version"`
+	Params    json.RawMessage           `json:"params"`
+	Inputs    map[string][]artifacts.ID `json:"inputs"`
+	Seed      int64                     `json:"seed"`
+	Externals map[string]string         `json:"externals"`
+}
+
+// runKey is the SHA-256 of the canonical JSON of m, as 64 hex digits.
+// encoding/json writes struct fields in order and map keys sorted, so the
+// encoding is canonical once Params is.
+func runKey(m keyMaterial) string {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("encode run key: %v", err)) // only plain values: a bug if it fails
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// stageKeyInputs are the parts of a key known before inputs are bound.
+type stageKeyInputs struct {
+	params    json.RawMessage
+	externals map[string]string
+}
+
+// prepare computes a stage's canonical parameters and the fingerprints of
+// the external paths it reads.
+func prepare(ctx context.Context, s *Stage, fp *fingerprinter) (stageKeyInputs, error) {
+	out := stageKeyInputs{params: canonicalJSON(canonical(s.Params)), externals: map[string]string{}}
+	er, ok := s.Kind.(ExternalReader)
+	if !ok {
+		return out, nil
+	}
+	paths, err := er.Externals(s.Params)
+	if err != nil {
+		return out, fmt.Errorf("stage %s: externals: %w", s.Name, err)
+	}
+	slices.Sort(paths)
+	for _, p := range slices.Compact(paths) {
+		sum, err := fp.fingerprint(ctx, p)
+		if err != nil {
+			return out, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		out.externals[p] = sum
+	}
+	return out, nil
+}
+
+func inputIDs(in map[string][]InputRef) map[string][]artifacts.ID {
+	out := make(map[string][]artifacts.ID, len(in))
+	for name, refs := range in {
+		for _, r := range refs {
+			out[name] = append(out[name], r.ID)
+		}
+	}
+	return out
+}

@@ -1,0 +1,315 @@
+package pipeline
+
+import (
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var (
+	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// field is one parameter of a kind's parameter struct, by its yaml name.
+type field struct {
+	name  string
+	index []int
+}
+
+// structFields lists the yaml keys of struct type t the way yaml.v3 names
+// them: the tag's name, or the lower-cased field name; `inline` structs
+// contribute their fields; `-` and unexported fields are skipped.
+func structFields(t reflect.Type) []field {
+	var out []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if slices.Contains(strings.Split(opts, ","), "inline") && f.Type.Kind() == reflect.Struct {
+			for _, sub := range structFields(f.Type) {
+				out = append(out, field{sub.name, append([]int{i}, sub.index...)})
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out = append(out, field{name, []int{i}})
+	}
+	return out
+}
+
+// paramNames returns the sorted top-level keys a kind's `with:` accepts.
+func paramNames(k Kind) []string {
+	t := reflect.TypeOf(k.NewParams())
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for _, f := range structFields(t) {
+		names = append(names, f.name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// decodeParams decodes `with:` into a fresh parameter struct of kind k,
+// strictly: an unknown key is an error naming the closest valid one, a
+// type error names its line and column. Validate is called if present.
+func (l *loader) decodeParams(k Kind, with *yaml.Node, stage string) any {
+	params := k.NewParams()
+	v := reflect.ValueOf(params)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		l.errorf(with, "kind %s: NewParams must return a non-nil pointer, got %T", k.Name(), params)
+		return params
+	}
+	before := len(l.errs)
+	if with != nil {
+		d := paramDecoder{l: l, kind: k.Name()}
+		d.decode(with, v.Elem(), "")
+	}
+	if len(l.errs) > before {
+		return params
+	}
+	if val, ok := params.(interface{ Validate() error }); ok {
+		if err := val.Validate(); err != nil {
+			l.errorf(with, "stage %s: invalid parameters: %v", stage, err)
+		}
+	}
+	return params
+}
+
+type paramDecoder struct {
+	l    *loader
+	kind string
+}
+
+func (d *paramDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if selfDecoding(v) {
+		d.leaf(n, v, path)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			v.SetZero()
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.structure(n, v, path)
+	case reflect.Slice, reflect.Array:
+		if isNull(n) {
+			v.SetZero()
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.leaf(n, v, path) // e.g. []byte from a !!binary scalar; yaml reports the rest
+			return
+		}
+		if v.Kind() == reflect.Array && v.Len() != len(n.Content) {
+			d.l.errorf(n, "parameter %s: want %d items, got %d", path, v.Len(), len(n.Content))
+			return
+		}
+		s := v
+		if v.Kind() == reflect.Slice {
+			s = reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		}
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		d.mapping(n, v, path)
+	default:
+		d.leaf(n, v, path)
+	}
+}
+
+func (d *paramDecoder) structure(n *yaml.Node, v reflect.Value, path string) {
+	what := "parameters of " + d.kind
+	if path != "" {
+		what = "parameter " + path
+	}
+	fields := structFields(v.Type())
+	names := make([]string, len(fields))
+	byName := make(map[string]field, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+		byName[f.name] = f
+	}
+	slices.Sort(names)
+	for _, p := range d.l.pairs(n, what) {
+		f, ok := byName[p.key.Value]
+		full := joinPath(path, p.key.Value)
+		if !ok {
+			d.l.errorf(p.key, "unknown parameter %s for kind %s%s", full, d.kind, hintFor(p.key.Value, names))
+			continue
+		}
+		d.decode(p.val, v.FieldByIndex(f.index), full)
+	}
+}
+
+func (d *paramDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		v.SetZero()
+		return
+	}
+	m := reflect.MakeMap(v.Type())
+	for _, p := range d.l.pairs(n, "parameter "+path) {
+		key := reflect.New(v.Type().Key())
+		if err := p.key.Decode(key.Interface()); err != nil {
+			d.l.errorf(p.key, "parameter %s: key: %s", path, yamlMessage(err))
+			continue
+		}
+		val := reflect.New(v.Type().Elem()).Elem()
+		d.decode(p.val, val, joinPath(path, p.key.Value))
+		m.SetMapIndex(key.Elem(), val)
+	}
+	v.Set(m)
+}
+
+// leaf hands one value to yaml.v3, which knows every scalar type, and
+// rewrites its error to carry our line:column and parameter path.
+func (d *paramDecoder) leaf(n *yaml.Node, v reflect.Value, path string) {
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		d.l.errorf(n, "parameter %s: %s", path, yamlMessage(err))
+	}
+}
+
+func selfDecoding(v reflect.Value) bool {
+	pt := reflect.PointerTo(v.Type())
+	return pt.Implements(yamlUnmarshalerType) || pt.Implements(textUnmarshalerType)
+}
+
+// yamlMessage strips yaml.v3's "yaml: unmarshal errors:\n  line N: " so
+// the message reads well after our own position.
+func yamlMessage(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	msg = strings.TrimSpace(msg)
+	if m := yamlLineRE.FindStringSubmatch("yaml: " + msg); m != nil {
+		msg = m[2]
+	}
+	if strings.HasPrefix(msg, "line ") {
+		if _, rest, ok := strings.Cut(msg, ": "); ok {
+			msg = rest
+		}
+	}
+	return msg
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// canonical returns params as plain values (maps with yaml key names,
+// slices, numbers, strings) whose JSON encoding is the canonical form that
+// run keys hash. Decoding first and encoding after is what makes "1e-5",
+// "1.0e-5" and "0.00001" one key: they are one float64. encoding/json
+// sorts map keys, so neither YAML key order nor Go field order matters.
+func canonical(params any) any {
+	return canonValue(reflect.ValueOf(params))
+}
+
+func canonValue(v reflect.Value) any {
+	if !v.IsValid() {
+		return nil
+	}
+	if v.Type().Implements(textMarshalerType) && (v.Kind() != reflect.Pointer || !v.IsNil()) {
+		if b, err := v.Interface().(encoding.TextMarshaler).MarshalText(); err == nil {
+			return string(b)
+		}
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return canonValue(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		for _, f := range structFields(v.Type()) {
+			m[f.name] = canonValue(v.FieldByIndex(f.index))
+		}
+		return m
+	case reflect.Map:
+		if v.IsNil() {
+			return nil
+		}
+		m := make(map[string]any, v.Len())
+		iter := v.MapRange()
+		for iter.Next() {
+			m[fmt.Sprint(canonValue(iter.Key()))] = canonValue(iter.Value())
+		}
+		return m
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return nil
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = canonValue(v.Index(i))
+		}
+		return out
+	case reflect.Float32, reflect.Float64:
+		f := v.Float()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Sprint(f) // JSON has no NaN; a string keeps keys distinct
+		}
+		if v.Kind() == reflect.Float32 {
+			return json.Number(fmt.Sprint(float32(f)))
+		}
+		return f
+	}
+	return v.Interface()
+}
+
+// canonicalJSON encodes a canonical value; it cannot fail for the values
+// canonical returns.
+func canonicalJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("canonical json: %v", err)) // a bug in canonValue, not bad input
+	}
+	return b
+}
+
+// flatten turns a canonical value into dotted paths -> JSON text, so two
+// parameter sets can be compared key by key for `status`.
+func flatten(prefix string, v any, out map[string]string) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 && prefix != "" {
+			out[prefix] = "{}"
+		}
+		for k, c := range x {
+			flatten(joinPath(prefix, k), c, out)
+		}
+	default:
+		out[prefix] = string(canonicalJSON(x))
+	}
+}

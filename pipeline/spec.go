@@ -1,0 +1,601 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"stitch/internal/suggest"
+)
+
+// Pipeline is a loaded, expanded and validated pipeline file.
+type Pipeline struct {
+	// Name is the file's `name:` (or its base name without extension).
+	Name string
+	// File is the path it was loaded from.
+	File string
+	// Seed is the pipeline's `params.seed` (0 when unset).
+	Seed int64
+	// Stages are every stage after matrix expansion, producers before
+	// consumers, ties broken by name.
+	Stages []*Stage
+
+	byName map[string]*Stage
+	bases  map[string][]*Stage
+}
+
+// Stage is one stage of a pipeline after matrix expansion.
+type Stage struct {
+	// Name is the full name: the base name plus the variant, as in
+	// "train[vgg16,0.6]" or "train-A".
+	Name string
+	// Base is the stage's name in the file.
+	Base string
+	// Variant holds the matrix values that made this stage (nil without a
+	// matrix), as they are spelled in its name.
+	Variant map[string]string
+	Kind    Kind
+	// Params is the decoded parameter struct (a pointer from NewParams).
+	Params any
+	// Explicit lists the top-level parameters the file sets (the rest keep
+	// their defaults), so `status` can tell "removed" from "changed".
+	Explicit []string
+	// Inputs are the bound inputs, sorted by name.
+	Inputs []Input
+	// Seed is derived from the pipeline seed and Name.
+	Seed int64
+	// Pos is where the stage is defined.
+	Pos Pos
+	// Deps are the producers of the inputs, sorted by name, unique.
+	Deps []*Stage
+}
+
+// Input is one bound input of a stage.
+type Input struct {
+	Name string
+	Refs []Ref
+}
+
+// Ref names one output of one (expanded) stage.
+type Ref struct {
+	Stage  string
+	Output string
+}
+
+// String returns "stage.output".
+func (r Ref) String() string { return r.Stage + "." + r.Output }
+
+// Lookup returns the stage with full name name.
+func (p *Pipeline) Lookup(name string) (*Stage, bool) {
+	s, ok := p.byName[name]
+	return s, ok
+}
+
+// Select returns the stages a name means: the stage with that full name,
+// or every variant of a matrix stage by its base name.
+func (p *Pipeline) Select(name string) ([]*Stage, error) {
+	if s, ok := p.byName[name]; ok {
+		return []*Stage{s}, nil
+	}
+	if vs, ok := p.bases[name]; ok {
+		return vs, nil
+	}
+	return nil, usagef("no stage %q in pipeline %s%s", name, p.Name, hintFor(name, p.names()))
+}
+
+func (p *Pipeline) names() []string {
+	var names []string
+	for n := range p.byName {
+		names = append(names, n)
+	}
+	for n := range p.bases {
+		if _, dup := p.byName[n]; !dup {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func hintFor(name string, candidates []string) string { return suggest.Hint(name, candidates) }
+
+// Load reads, expands and validates the pipeline in file. sets are
+// `--set k=v` overrides of `params:`. Every problem found is returned at
+// once as SpecErrors.
+func Load(file string, reg *Registry, sets []string) (*Pipeline, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline %s: %w", file, err)
+	}
+	return Parse(file, data, reg, sets)
+}
+
+var (
+	stageNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	pipelineNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	paramNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+)
+
+// Parse is Load for data already read; file is used in positions.
+func Parse(file string, data []byte, reg *Registry, sets []string) (*Pipeline, error) {
+	l := &loader{file: file, budget: nodeBudget}
+	p := l.parse(data, reg, sets)
+	if len(l.errs) > 0 {
+		return nil, l.errs.sorted()
+	}
+	return p, nil
+}
+
+// rawStage is a stage of the file before matrix expansion.
+type rawStage struct {
+	name      string
+	key       *yaml.Node
+	uses      *yaml.Node
+	kind      Kind
+	needs     *yaml.Node
+	with      *yaml.Node
+	matrix    *yaml.Node
+	variants  []variant
+	expanded  []*Stage
+	needNodes map[*Stage]map[string]*yaml.Node // per variant: input -> interpolated needs value
+}
+
+func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		l.syntaxError(err)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.errs = append(l.errs, &SpecError{Pos: Pos{File: l.file}, Msg: "empty pipeline file"})
+		return nil
+	}
+	root := l.expand(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		l.errorf(root, "a pipeline is a mapping with name, params and stages; got %s", describe(root))
+		return nil
+	}
+
+	p := &Pipeline{File: l.file, byName: map[string]*Stage{}, bases: map[string][]*Stage{}}
+	var paramsNode, stagesNode *yaml.Node
+	for _, kv := range l.pairs(root, "key") {
+		switch kv.key.Value {
+		case "name":
+			p.Name = l.scalar(kv.val, "name")
+			if p.Name != "" && !pipelineNameRE.MatchString(p.Name) {
+				l.errorf(kv.val, "pipeline name %q: use letters, digits, '_', '-' and '.'", p.Name)
+			}
+		case "params":
+			paramsNode = kv.val
+		case "stages":
+			stagesNode = kv.val
+		default:
+			l.errorf(kv.key, "unknown key %q%s", kv.key.Value,
+				hintFor(kv.key.Value, []string{"name", "params", "stages"}))
+		}
+	}
+	if p.Name == "" {
+		p.Name = strings.TrimSuffix(filepath.Base(l.file), filepath.Ext(l.file))
+	}
+
+	vars, varNames := l.params(paramsNode, sets)
+	if seed, ok := vars["seed"]; ok {
+		if err := seed.Decode(&p.Seed); err != nil {
+			l.errorf(seed, "params.seed: want an integer: %s", yamlMessage(err))
+		}
+	}
+
+	if stagesNode == nil {
+		l.errorf(root, "no stages: a pipeline needs a `stages:` mapping")
+		return p
+	}
+	before := len(l.errs)
+	raws := l.stages(stagesNode, reg)
+	if len(raws) == 0 && len(l.errs) == before {
+		l.errorf(stagesNode, "no stages: a pipeline needs a `stages:` mapping")
+	}
+	for _, rs := range raws {
+		l.expandStage(p, rs, vars, varNames)
+	}
+	for _, rs := range raws {
+		for _, s := range rs.expanded {
+			l.bind(p, rs, s)
+		}
+	}
+	if len(l.errs) > 0 {
+		return p
+	}
+	l.order(p)
+	for _, s := range p.Stages {
+		s.Seed = deriveSeed(p.Seed, s.Name)
+	}
+	return p
+}
+
+func (l *loader) scalar(n *yaml.Node, what string) string {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		l.errorf(n, "%s: want a string, got %s", what, describe(n))
+		return ""
+	}
+	return n.Value
+}
+
+// params returns the pipeline parameters with --set applied, by name.
+func (l *loader) params(n *yaml.Node, sets []string) (map[string]*yaml.Node, []string) {
+	vars := map[string]*yaml.Node{}
+	for _, kv := range l.pairs(n, "parameter") {
+		if !paramNameRE.MatchString(kv.key.Value) {
+			l.errorf(kv.key, "parameter name %q: use letters, digits, '_' and '-'", kv.key.Value)
+			continue
+		}
+		vars[kv.key.Value] = kv.val
+	}
+	names := sortedKeys(vars)
+	for _, set := range sets {
+		k, v, ok := strings.Cut(set, "=")
+		pos := Pos{File: "--set " + set}
+		if !ok {
+			l.errs = append(l.errs, &SpecError{Pos: pos, Msg: "want --set name=value"})
+			continue
+		}
+		if _, known := vars[k]; !known {
+			l.errs = append(l.errs, &SpecError{Pos: pos,
+				Msg: fmt.Sprintf("no parameter %q in params:%s", k, hintFor(k, names))})
+			continue
+		}
+		// The value is a YAML scalar, so --set lr=1e-4 is a float and
+		// --set name=abc a string, as if written in the file.
+		var node yaml.Node
+		if err := yaml.Unmarshal([]byte(v), &node); err != nil || len(node.Content) == 0 {
+			node = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}}}
+		}
+		vars[k] = node.Content[0]
+	}
+	return vars, names
+}
+
+// stages reads the `stages:` mapping, sorted by name.
+func (l *loader) stages(n *yaml.Node, reg *Registry) []*rawStage {
+	var out []*rawStage
+	for _, kv := range l.pairs(n, "stage") {
+		rs := &rawStage{name: kv.key.Value, key: kv.key}
+		if !stageNameRE.MatchString(rs.name) {
+			l.errorf(kv.key, "stage name %q: start with a letter or '_', then letters, digits, '_' or '-'", rs.name)
+			continue
+		}
+		for _, f := range l.pairs(kv.val, "key of stage "+rs.name) {
+			switch f.key.Value {
+			case "uses":
+				rs.uses = f.val
+			case "needs":
+				rs.needs = f.val
+			case "with":
+				rs.with = f.val
+			case "matrix":
+				rs.matrix = f.val
+			default:
+				l.errorf(f.key, "stage %s: unknown key %q%s", rs.name, f.key.Value,
+					hintFor(f.key.Value, []string{"matrix", "needs", "uses", "with"}))
+			}
+		}
+		switch {
+		case rs.uses == nil:
+			l.errorf(kv.key, "stage %s: missing `uses:` (the stage kind)", rs.name)
+			continue
+		case l.scalar(rs.uses, "stage "+rs.name+": uses") == "":
+			continue
+		}
+		k, ok := reg.Lookup(rs.uses.Value)
+		if !ok {
+			l.errorf(rs.uses, "stage %s: unknown stage kind %q%s", rs.name, rs.uses.Value, reg.hint(rs.uses.Value))
+			continue
+		}
+		rs.kind = k
+		out = append(out, rs)
+	}
+	slices.SortFunc(out, func(a, b *rawStage) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// expandStage makes one Stage per matrix variant, with its parameters
+// decoded and its needs interpolated (bound later, when every stage of the
+// file is known).
+func (l *loader) expandStage(p *Pipeline, rs *rawStage, vars map[string]*yaml.Node, varNames []string) {
+	rs.variants = l.matrix(rs)
+	rs.needNodes = map[*Stage]map[string]*yaml.Node{}
+	params := paramNames(rs.kind)
+	for _, v := range rs.variants {
+		s := &Stage{Name: rs.name + v.suffix, Base: rs.name, Variant: v.match, Kind: rs.kind, Pos: l.pos(rs.key)}
+		if prev, dup := p.byName[s.Name]; dup {
+			l.errorf(rs.key, "duplicate stage %q (also made by %s at %s)", s.Name, prev.Base, prev.Pos)
+			continue
+		}
+
+		scope := vars
+		names := varNames
+		if len(v.values) > 0 {
+			scope = make(map[string]*yaml.Node, len(vars)+len(v.values))
+			for k, n := range vars {
+				scope[k] = n
+			}
+			for k, n := range v.values {
+				scope["matrix."+k] = n
+			}
+			names = sortedKeys(scope)
+		}
+
+		with := l.withOverrides(rs, v, params)
+		if with != nil {
+			with = l.interpolate(with, scope, names)
+		}
+		s.Params = l.decodeParams(rs.kind, with, s.Name)
+		s.Explicit = explicitKeys(with)
+
+		needs := map[string]*yaml.Node{}
+		for _, kv := range l.pairs(rs.needs, "input") {
+			needs[kv.key.Value] = l.interpolate(kv.val, scope, names)
+			needs["\x00key:"+kv.key.Value] = kv.key
+		}
+		rs.needNodes[s] = needs
+		rs.expanded = append(rs.expanded, s)
+		p.byName[s.Name] = s
+		p.bases[rs.name] = append(p.bases[rs.name], s)
+	}
+}
+
+// withOverrides returns the stage's `with:` with the variant's matrix
+// values set on the parameters of the same name. A matrix key that is no
+// parameter must at least be used as ${matrix.key}, or it is a typo.
+func (l *loader) withOverrides(rs *rawStage, v variant, params []string) *yaml.Node {
+	if len(v.values) == 0 {
+		return rs.with
+	}
+	var with *yaml.Node
+	switch {
+	case rs.with == nil || isNull(rs.with):
+		with = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: rs.key.Line, Column: rs.key.Column}
+	case rs.with.Kind != yaml.MappingNode:
+		return rs.with // decodeParams reports it
+	default:
+		with = deepCopy(rs.with)
+	}
+	for _, k := range sortedKeys(v.values) {
+		if !slices.Contains(params, k) {
+			if k != "name" && !usesVar(rs, "matrix."+k) {
+				l.errorf(v.keyNodes[k], "stage %s: matrix key %q is no parameter of kind %s and no ${matrix.%s} uses it%s",
+					rs.name, k, rs.kind.Name(), k, hintFor(k, params))
+			}
+			continue
+		}
+		set := false
+		for i := 0; i+1 < len(with.Content); i += 2 {
+			if with.Content[i].Value == k {
+				with.Content[i+1] = v.values[k]
+				set = true
+			}
+		}
+		if !set {
+			with.Content = append(with.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k, Line: v.keyNodes[k].Line, Column: v.keyNodes[k].Column},
+				v.values[k])
+		}
+	}
+	return with
+}
+
+func usesVar(rs *rawStage, name string) bool {
+	return containsRef(rs.with, name) || containsRef(rs.needs, name)
+}
+
+func containsRef(n *yaml.Node, name string) bool {
+	if n == nil {
+		return false
+	}
+	if n.Kind == yaml.ScalarNode {
+		return strings.Contains(n.Value, "${"+name+"}")
+	}
+	return slices.ContainsFunc(n.Content, func(c *yaml.Node) bool { return containsRef(c, name) })
+}
+
+func explicitKeys(with *yaml.Node) []string {
+	if with == nil || with.Kind != yaml.MappingNode {
+		return nil
+	}
+	var keys []string
+	for i := 0; i+1 < len(with.Content); i += 2 {
+		keys = append(keys, with.Content[i].Value)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// bind resolves the needs of stage s to producer outputs and checks them
+// against the ports of both kinds.
+func (l *loader) bind(p *Pipeline, rs *rawStage, s *Stage) {
+	needs := rs.needNodes[s]
+	inputs := s.Kind.Inputs()
+	inputNames := make([]string, len(inputs))
+	for i, in := range inputs {
+		inputNames[i] = in.Name
+	}
+	slices.Sort(inputNames)
+	deps := map[string]*Stage{}
+
+	for _, in := range inputs {
+		val, bound := needs[in.Name]
+		if !bound {
+			if !in.Optional {
+				l.errorf(rs.key, "stage %s: required input %q is not bound in needs%s", s.Name, in.Name, portDoc(in))
+			}
+			continue
+		}
+		var refNodes []*yaml.Node
+		if val.Kind == yaml.SequenceNode {
+			refNodes = val.Content
+		} else {
+			refNodes = []*yaml.Node{val}
+		}
+		var refs []Ref
+		for _, rn := range refNodes {
+			for _, r := range l.resolve(p, s, rn, in) {
+				refs = append(refs, r)
+				deps[r.Stage] = p.byName[r.Stage]
+			}
+		}
+		if !in.Many && len(refs) > 1 {
+			l.errorf(val, "stage %s: input %q takes one artifact, but this binds %d (%s); name one variant",
+				s.Name, in.Name, len(refs), refList(refs))
+			continue
+		}
+		if len(refs) > 0 {
+			s.Inputs = append(s.Inputs, Input{Name: in.Name, Refs: refs})
+		}
+	}
+	for _, k := range sortedKeys(needs) {
+		if strings.HasPrefix(k, "\x00") {
+			continue
+		}
+		if !slices.Contains(inputNames, k) {
+			l.errorf(needs["\x00key:"+k], "stage %s: kind %s has no input %q%s", s.Name, s.Kind.Name(), k,
+				hintFor(k, inputNames))
+		}
+	}
+	slices.SortFunc(s.Inputs, func(a, b Input) int { return strings.Compare(a.Name, b.Name) })
+	for _, name := range sortedKeys(deps) {
+		s.Deps = append(s.Deps, deps[name])
+	}
+}
+
+func portDoc(p Port) string {
+	if p.Doc == "" {
+		return ""
+	}
+	return " (" + p.Doc + ")"
+}
+
+func refList(refs []Ref) string {
+	var parts []string
+	for _, r := range refs {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// resolve turns one "stage.output" into references. A base name of a
+// matrix stage binds the variant with the same matrix values when the
+// consumer is a variant over (at least) the same keys, and every variant,
+// in expansion order, otherwise.
+func (l *loader) resolve(p *Pipeline, s *Stage, n *yaml.Node, in Port) []Ref {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		l.errorf(n, "stage %s: input %q: want \"stage.output\", got %s", s.Name, in.Name, describe(n))
+		return nil
+	}
+	i := strings.LastIndexByte(n.Value, '.')
+	if i <= 0 || i == len(n.Value)-1 {
+		l.errorf(n, "stage %s: input %q: want \"stage.output\", got %q", s.Name, in.Name, n.Value)
+		return nil
+	}
+	stageName, output := n.Value[:i], n.Value[i+1:]
+
+	var producers []*Stage
+	if ps, ok := p.byName[stageName]; ok {
+		producers = []*Stage{ps}
+	} else if vs, ok := p.bases[stageName]; ok {
+		producers = matching(vs, s)
+	} else {
+		l.errorf(n, "stage %s: input %q: no stage %q%s", s.Name, in.Name, stageName, hintFor(stageName, p.names()))
+		return nil
+	}
+	if len(producers) == 0 {
+		l.errorf(n, "stage %s: input %q: no variant of %s matches %v", s.Name, in.Name, stageName, s.Variant)
+		return nil
+	}
+
+	var refs []Ref
+	for _, ps := range producers {
+		out, ok := findPort(ps.Kind.Outputs(), output)
+		if !ok {
+			l.errorf(n, "stage %s: input %q: stage %s (kind %s) has no output %q%s", s.Name, in.Name,
+				ps.Base, ps.Kind.Name(), output, hintFor(output, portNames(ps.Kind.Outputs())))
+			return nil
+		}
+		if in.Kind != "" && out.Kind != "" && in.Kind != out.Kind {
+			l.errorf(n, "stage %s: input %q takes %s artifacts, but %s.%s is %s", s.Name, in.Name,
+				in.Kind, ps.Name, output, out.Kind)
+			return nil
+		}
+		refs = append(refs, Ref{Stage: ps.Name, Output: output})
+	}
+	return refs
+}
+
+// matching picks the variants of a matrix stage that a consumer binds.
+func matching(variants []*Stage, consumer *Stage) []*Stage {
+	if len(variants) == 1 || len(variants[0].Variant) == 0 {
+		return variants
+	}
+	for k := range variants[0].Variant {
+		if _, ok := consumer.Variant[k]; !ok {
+			return variants // the consumer does not vary over k: it takes them all
+		}
+	}
+	var out []*Stage
+	for _, v := range variants {
+		same := true
+		for k, val := range v.Variant {
+			same = same && consumer.Variant[k] == val
+		}
+		if same {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func findPort(ports []Port, name string) (Port, bool) {
+	for _, p := range ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+func portNames(ports []Port) []string {
+	names := make([]string, len(ports))
+	for i, p := range ports {
+		names[i] = p.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+// deriveSeed gives each stage its own seed from the pipeline seed and the
+// stage's full name, so variants differ and renaming nothing changes none.
+func deriveSeed(seed int64, stage string) int64 {
+	h := sha256.New()
+	fmt.Fprintf(h, "stitch seed\x00%d\x00%s", seed, stage)
+	sum := h.Sum(nil)
+	return int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// itoa keeps strconv out of hot formatting paths' call sites.
+func itoa(i int) string { return strconv.Itoa(i) }

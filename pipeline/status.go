@@ -1,0 +1,259 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"stitch/artifacts"
+)
+
+// StageStatus says whether a stage is fresh and, if not, why.
+type StageStatus struct {
+	Stage string
+	Kind  string
+	Fresh bool
+	// Key is the run key; "" when an upstream stage is stale and so the
+	// inputs, and with them the key, are not known yet.
+	Key string
+	// Reasons explain a stale stage ("parameter `lr` changed 0.001 ->
+	// 0.0001", "never run"); for a fresh one they may note that it comes
+	// from an earlier run than the last.
+	Reasons []string
+	Outputs map[string]artifacts.ID
+}
+
+// Status reports, for each stage of p in order, whether it is fresh and
+// why not. It writes nothing: not the store, not the records, not the
+// caches of external fingerprints.
+func (w *Workspace) Status(ctx context.Context, p *Pipeline) ([]StageStatus, error) {
+	return w.status(ctx, p, p.Stages, nil)
+}
+
+func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage, forced map[string]bool) ([]StageStatus, error) {
+	fp := &fingerprinter{dir: filepath.Join(w.meta, "fp"), readOnly: true}
+	memo := w.loadMemo()
+	ro := *w
+	ro.readOnly = true // verify without discarding: status changes nothing
+	byName := map[string]*StageStatus{}
+	// Preallocated so the pointers kept in byName stay valid.
+	out := make([]StageStatus, 0, len(stages))
+	for _, s := range stages {
+		st := StageStatus{Stage: s.Name, Kind: s.Kind.Name()}
+		prep, err := prepare(ctx, s, fp)
+		if err != nil {
+			return nil, err
+		}
+		last, err := w.LastRecord(p.Name, s.Name)
+		if err != nil {
+			return nil, err
+		}
+
+		inputs := map[string][]InputRef{}
+		var stale []string
+		for _, in := range s.Inputs {
+			for _, ref := range in.Refs {
+				up := byName[ref.Stage]
+				if up == nil || !up.Fresh {
+					stale = append(stale, ref.Stage)
+					continue
+				}
+				inputs[in.Name] = append(inputs[in.Name], InputRef{Stage: ref.Stage, Output: ref.Output, ID: up.Outputs[ref.Output]})
+			}
+		}
+		slices.Sort(stale)
+		stale = slices.Compact(stale)
+
+		if len(stale) > 0 {
+			st.Reasons = diffRecord(last, s, prep, nil)
+			for _, up := range stale {
+				st.Reasons = append(st.Reasons, fmt.Sprintf("upstream `%s` is stale", up))
+			}
+		} else {
+			st.Key = runKey(keyMaterial{Kind: s.Kind.Name(), Version: s.Kind.Version(), Params: prep.params,
+				Inputs: inputIDs(inputs), Seed: s.Seed, Externals: prep.externals})
+			outs, missing := ro.cached(st.Key, s, memo)
+			switch {
+			case forced[s.Name]:
+				st.Reasons = []string{"forced"}
+			case outs != nil:
+				st.Fresh, st.Outputs = true, outs
+				if last != nil && last.Key != st.Key {
+					st.Reasons = []string{"cached from an earlier run"}
+				}
+			default:
+				st.Reasons = diffRecord(last, s, prep, inputs)
+				if len(st.Reasons) == 0 && missing != "" {
+					st.Reasons = []string{missing}
+				}
+				if len(st.Reasons) == 0 {
+					st.Reasons = []string{"not in the cache"}
+				}
+			}
+		}
+		out = append(out, st)
+		byName[s.Name] = &out[len(out)-1]
+	}
+	return out, nil
+}
+
+// cached is the read-only form of runner.hit: the outputs cached under
+// key if they are all present and intact, else why not.
+func (w *Workspace) cached(key string, s *Stage, memo *verifyMemo) (map[string]artifacts.ID, string) {
+	entry, err := w.readIndex(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ""
+	}
+	if err != nil {
+		return nil, "cache entry unreadable"
+	}
+	for _, out := range s.Kind.Outputs() {
+		id, ok := entry.Outputs[out.Name]
+		if !ok {
+			return nil, fmt.Sprintf("output `%s` not in the cache entry", out.Name)
+		}
+		if err := w.verifyObject(id, memo); err != nil {
+			if errors.Is(err, artifacts.ErrCorrupt) {
+				return nil, fmt.Sprintf("output `%s` is corrupt in the store", out.Name)
+			}
+			return nil, fmt.Sprintf("output `%s` is missing from the store", out.Name)
+		}
+	}
+	return entry.Outputs, ""
+}
+
+// diffRecord explains how a stage differs from its last recorded run.
+// inputs nil means they are not known (an upstream stage is stale).
+func diffRecord(last *StageRecord, s *Stage, prep stageKeyInputs, inputs map[string][]InputRef) []string {
+	if last == nil {
+		return []string{"never run"}
+	}
+	var why []string
+	if last.Kind != s.Kind.Name() {
+		why = append(why, fmt.Sprintf("kind changed %s -> %s", last.Kind, s.Kind.Name()))
+	} else if last.Version != s.Kind.Version() {
+		why = append(why, fmt.Sprintf("implementation version changed %s -> %s", last.Version, s.Kind.Version()))
+	}
+	why = append(why, diffParams(last, s, prep.params)...)
+	if last.Seed != s.Seed {
+		why = append(why, "seed changed")
+	}
+
+	if inputs != nil {
+		names := map[string]bool{}
+		for n := range inputs {
+			names[n] = true
+		}
+		for n := range last.Inputs {
+			names[n] = true
+		}
+		for _, n := range sortedKeys(names) {
+			if d := diffInput(n, last.Inputs[n], inputs[n]); d != "" {
+				why = append(why, d)
+			}
+		}
+	}
+
+	for _, path := range sortedKeys(mergeKeys(last.Externals, prep.externals)) {
+		old, had := last.Externals[path]
+		now, has := prep.externals[path]
+		switch {
+		case !had:
+			why = append(why, fmt.Sprintf("external `%s` added", path))
+		case !has:
+			why = append(why, fmt.Sprintf("external `%s` no longer read", path))
+		case old != now:
+			why = append(why, fmt.Sprintf("external `%s` changed", path))
+		}
+	}
+	return why
+}
+
+func diffInput(name string, old []InputRecord, now []InputRef) string {
+	refs := func() string {
+		var parts []string
+		for _, r := range now {
+			parts = append(parts, r.Stage+"."+r.Output)
+		}
+		return strings.Join(parts, ", ")
+	}
+	if len(old) != len(now) {
+		return fmt.Sprintf("input `%s` now reads %s", name, cmpOr(refs(), "nothing"))
+	}
+	for i := range old {
+		switch {
+		case old[i].Stage != now[i].Stage || old[i].Output != now[i].Output:
+			return fmt.Sprintf("input `%s` now reads %s (was %s.%s)", name, refs(), old[i].Stage, old[i].Output)
+		case old[i].ID != now[i].ID:
+			return fmt.Sprintf("input `%s.%s` changed", now[i].Stage, now[i].Output)
+		}
+	}
+	return ""
+}
+
+func diffParams(last *StageRecord, s *Stage, params json.RawMessage) []string {
+	var oldV, newV any
+	// Both were written by canonicalJSON; an unreadable old one reads as empty.
+	_ = json.Unmarshal(last.Params, &oldV)
+	_ = json.Unmarshal(params, &newV)
+	oldF, newF := map[string]string{}, map[string]string{}
+	flatten("", oldV, oldF)
+	flatten("", newV, newF)
+	top := func(p string) string { t, _, _ := strings.Cut(p, "."); return t }
+
+	var why []string
+	for _, p := range sortedKeys(mergeKeys(oldF, newF)) {
+		o, had := oldF[p]
+		n, has := newF[p]
+		wasSet := slices.Contains(last.Explicit, top(p))
+		isSet := slices.Contains(s.Explicit, top(p))
+		switch {
+		case !had:
+			why = append(why, fmt.Sprintf("parameter `%s` added (%s)", p, n))
+		case !has:
+			why = append(why, fmt.Sprintf("parameter `%s` removed (was %s)", p, o))
+		case o == n:
+		case wasSet && !isSet:
+			why = append(why, fmt.Sprintf("parameter `%s` removed: %s -> default %s", p, o, n))
+		case !wasSet && isSet:
+			why = append(why, fmt.Sprintf("parameter `%s` set: default %s -> %s", p, o, n))
+		default:
+			why = append(why, fmt.Sprintf("parameter `%s` changed %s -> %s", p, o, n))
+		}
+	}
+	return why
+}
+
+func mergeKeys[V any](a, b map[string]V) map[string]bool {
+	out := map[string]bool{}
+	for k := range maps.Keys(a) {
+		out[k] = true
+	}
+	for k := range maps.Keys(b) {
+		out[k] = true
+	}
+	return out
+}
+
+// dryRun reports what Run would do, through the same checks as Status.
+func (w *Workspace) dryRun(ctx context.Context, p *Pipeline, stages []*Stage, forced map[string]bool) (*Result, error) {
+	sts, err := w.status(ctx, p, stages, forced)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Pipeline: p.Name}
+	for _, st := range sts {
+		r := StageResult{Stage: st.Stage, Kind: st.Kind, Key: st.Key, State: StateCached, Outputs: st.Outputs}
+		if !st.Fresh {
+			r.State, r.Reasons = StateWouldRun, st.Reasons
+		}
+		res.Stages = append(res.Stages, r)
+	}
+	return res, nil
+}
