@@ -109,7 +109,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		return fmt.Errorf("predict %s: %w", run.Stage(), err)
 	}
 	run.SetOutput("predictions", id)
-	run.Logger().Info("predicted", "stage", run.Stage(), "partition", p.Partition,
+	run.Logger().Info("predicted", "partition", p.Partition,
 		"images", samples.Len(), "attributes", pred.NumOutputs(), "provider", pred.Provider())
 	return nil
 }

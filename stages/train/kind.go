@@ -177,7 +177,7 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	frozen := int(math.Floor(p.FreezeRatio * float64(len(info.BackboneParams))))
 	phase2 := append(append([]string{}, info.BackboneParams[frozen:]...), info.HeadParams...)
 	phases := []train.Phase{toPhase(p.Phase1, info.HeadParams), toPhase(p.Phase2, phase2)}
-	log.Info("training plan", "stage", run.Stage(), "backbone", meta.Backbone,
+	log.Info("training plan", "backbone", meta.Backbone,
 		"backbone_params", len(info.BackboneParams), "unfrozen_in_phase2", len(info.BackboneParams)-frozen,
 		"head_params", len(info.HeadParams), "train", in.train.Len(), "val", in.val.Len())
 
@@ -226,7 +226,7 @@ func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, he
 			return nil, head.Info{}, err
 		}
 		if len(in.start.Meta.Attributes) != n || info.Output == "" {
-			run.Logger().Info("replacing the output layer of the starting model", "stage", run.Stage(),
+			run.Logger().Info("replacing the output layer of the starting model",
 				"old_attributes", len(in.start.Meta.Attributes), "new_attributes", n)
 			if m, info, err = head.ReplaceOutput(m, n, seed); err != nil {
 				return nil, head.Info{}, err
@@ -247,7 +247,7 @@ func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, he
 	} else {
 		run.Logger().Warn("the backbone starts from random initialisation: it is a zoo model and no "+
 			"weights file was given (use backbone: weights:PATH for pretrained weights)",
-			"stage", run.Stage(), "backbone", p.Backbone)
+			"backbone", p.Backbone)
 		backbone, err = zoo.Build(p.Backbone, zoo.Options{Width: p.Width, InputSize: p.ImageSize, Seed: seed})
 		if err != nil {
 			return nil, head.Info{}, err
@@ -331,7 +331,7 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 		return err
 	}
 	run.SetOutput("history", hist)
-	run.Logger().Info("trained", "stage", run.Stage(), "best_phase", res.BestPhase,
+	run.Logger().Info("trained", "best_phase", res.BestPhase,
 		"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
 	return nil
 }
