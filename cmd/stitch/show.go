@@ -19,13 +19,16 @@ import (
 
 var cmdShow = &command{
 	name:    "show",
-	args:    "STAGE[.OUTPUT] [--rows N] [--csv] [--pipeline NAME]",
+	args:    "STAGE[.OUTPUT] [--rows N] [--csv] [--path] [--pipeline NAME]",
 	summary: "Print the schema, row count and first rows of a stage's output from its last run.",
 	example: `stitch show split.train --rows 5
-stitch show 'train[vgg16,0.6].history' --csv > history.csv`,
+stitch show 'train[vgg16,0.6].history' --csv > history.csv
+python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.train --path)').read_pandas())"`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		rows := fs.Int("rows", 10, "print the first `N` rows (0: none, -1: all)")
 		asCSV := fs.Bool("csv", false, "print the rows as CSV (header included) and nothing else")
+		asPath := fs.Bool("path", false, "print the path of the Arrow IPC file in the store, for pandas, "+
+			"polars or DuckDB, and nothing else")
 		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have the stage")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
@@ -42,6 +45,12 @@ stitch show 'train[vgg16,0.6].history' --csv > history.csv`,
 			names := sortedOutputs(rec.Outputs)
 			if output != "" {
 				names = []string{output}
+			}
+			if *asPath {
+				for _, name := range names {
+					fmt.Fprintln(e.stdout, w.Store().Path(rec.Outputs[name]))
+				}
+				return nil
 			}
 			for i, name := range names {
 				if i > 0 && !*asCSV {
