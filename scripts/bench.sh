@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make bench`: runs the benchmarks the issues ask for, then prints one
+# summary table beside each target. PyTorch's reference throughput comes
+# from ../shared/bench/torch_reference.py when Debian's python3-torch is
+# installed (apt-get install python3-torch python3-torchvision).
+#
+# The benchmarks need an idle machine: on 2 cores, anything else running
+# shows up in every figure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+status=0
+
+bench() { # name package pattern [benchtime]
+	local name=$1 pkg=$2 pattern=$3 time=${4:-1x}
+	echo "== $name: go test -run '^\$' -bench '$pattern' -benchtime $time $pkg" >&2
+	if ! go test -run '^$' -bench "$pattern" -benchtime "$time" -timeout 30m "$pkg" | tee "$out/$name.txt" >&2; then
+		echo "benchmark $name failed" >&2
+		status=1
+	fi
+}
+
+bench engine ./cmd/stitch 'BenchmarkNoopRun50|BenchmarkStatus300k' 3x
+bench parse ./stages/partitions BenchmarkParseCoarseFull 1x
+bench metrics ./metrics BenchmarkEvaluate 3x
+bench predict ./models/infer 'BenchmarkPredict' 20x
+bench train ./models/train BenchmarkTrainStep 5x
+
+torch=""
+if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
+	for spec in smallcnn:64 mobilenet_v2:112 resnet18:112; do
+		arch=${spec%%:*} size=${spec##*:}
+		line=$(/usr/bin/python3 ../shared/bench/torch_reference.py --arch "$arch" --size "$size" --batch 32)
+		echo "$line" >&2
+		torch+="$arch $(echo "$line" | sed -n 's/.*train_img_per_s=\([0-9.]*\).*/\1/p')"$'\n'
+	done
+else
+	echo "python3-torch not installed: no PyTorch reference column" >&2
+fi
+
+# metric VALUE from a benchmark line: the number before the unit.
+metric() { # file benchmark-regexp unit
+	grep -E "$2" "$out/$1.txt" 2>/dev/null | head -n 1 |
+		awk -v unit="$3" '{for (i = 2; i <= NF; i++) if ($i == unit) {print $(i-1); exit}}'
+}
+secs() { awk '{if ($1 == "") print "-"; else printf "%.3f s", $1 / 1e9}' <<<"$1"; }
+torch_of() { awk -v a="$1" '$1 == a {print $2}' <<<"$torch"; }
+
+printf '\n%-44s %-22s %s\n' "benchmark" "measured" "target"
+printf '%-44s %-22s %s\n' "no-op run, 50 stages" "$(secs "$(metric engine NoopRun50 ns/op)")" "< 1 s"
+printf '%-44s %-22s %s\n' "warm status, 300 000 files" "$(secs "$(metric engine Status300k ns/op)")" "< 1 s"
+printf '%-44s %-22s %s\n' "parse coarse annotations (289,222 x 1000)" \
+	"$(metric parse ParseCoarseFull MB/s) MB/s" ">= 5x pandas.read_csv (~40 MB/s)"
+printf '%-44s %-22s %s\n' "  peak heap / Arrow output" "$(metric parse ParseCoarseFull peak/arrow)" "< 2"
+printf '%-44s %-22s %s\n' "evaluate 40,000 x 1000, k 3/5/20" "$(secs "$(metric metrics Evaluate ns/op)")" "< 0.2 s"
+for m in MobileNetV2 ResNet18; do
+	printf '%-44s %-22s %s\n' "predict $m 112 px, batch 32 (stitch/bare)" \
+		"$(metric predict "Predict$m/ratio" stitch/bare)" ">= 0.95"
+done
+for spec in smallcnn_64px:smallcnn mobilenet_v2_112px:mobilenet_v2 resnet18_112px:resnet18; do
+	name=${spec%%:*} arch=${spec##*:}
+	ips=$(metric train "TrainStep/$name" img/s)
+	ref=$(torch_of "$arch")
+	ratio="-"
+	[ -n "$ips" ] && [ -n "$ref" ] && ratio=$(awk -v a="$ips" -v b="$ref" 'BEGIN {printf "%.2fx torch", a / b}')
+	printf '%-44s %-22s %s\n' "train $name, batch 32 (torch ${ref:-n/a} img/s)" "${ips:-"-"} img/s, $ratio" ">= 1.5x torch"
+done
+exit $status
