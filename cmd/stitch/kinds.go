@@ -5,6 +5,7 @@ import (
 	"stitch/stages/augment"
 	"stitch/stages/baseline"
 	"stitch/stages/evaluate"
+	"stitch/stages/images"
 	"stitch/stages/partitions"
 	"stitch/stages/predict"
 	"stitch/stages/resample"
@@ -18,6 +19,7 @@ import (
 func kinds() []pipeline.Kind {
 	ks := []pipeline.Kind{
 		partitions.New(),
+		images.New(),
 		resample.New(),
 		augment.New(),
 		synth.New(),
