@@ -5,16 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"stitch/internal/testenv"
 )
 
 // sharedModels is ../shared/models beside the checkout.
 func sharedModels(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "models")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared models not found at %s", dir)
-	}
-	return dir
+	return testenv.Shared(t, "models")
 }
 
 func TestRunSmallCNN(t *testing.T) {

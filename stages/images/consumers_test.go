@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
+	"stitch/internal/testenv"
 	"stitch/stages/partitions"
 	"stitch/stages/predict"
 )
@@ -45,28 +46,10 @@ func TestPredictReadsImagesTable(t *testing.T) {
 	}
 }
 
-// sharedData returns ../shared/data/name next to the module root, or skips.
+// sharedData returns ../shared/data/name beside the module root.
 func sharedData(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("real dataset %s not present (%v); it lives outside the repository", name, err)
-	}
-	return data
+	return testenv.Shared(t, "data", name)
 }
 
 // TestDeepFashionVal materialises the real val partition at 64 px.

@@ -1,8 +1,6 @@
 package partitions
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,31 +8,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
+	"stitch/internal/testenv"
 	"stitch/pipeline/pipelinetest"
 )
 
-// sharedData returns ../shared/data/name next to the module root, or skips.
+// sharedData returns ../shared/data/name beside the module root.
 func sharedData(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("real dataset %s not present (%v); it lives outside the repository", name, err)
-	}
-	return data
+	return testenv.Shared(t, "data", name)
 }
 
 func typeCounts(attrs []artifacts.Attribute) map[string]int {

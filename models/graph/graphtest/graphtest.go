@@ -5,10 +5,10 @@ package graphtest
 
 import (
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"stitch/internal/testenv"
 	"stitch/models/graph"
 	"stitch/models/onnxpb"
 	"stitch/models/ort"
@@ -22,25 +22,7 @@ var SharedModelNames = []string{"smallcnn", "resnet18", "mobilenet_v2", "squeeze
 // walking up to go.mod) and skips the test when that folder is absent.
 func SharedModels(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	models := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(models); err != nil {
-		t.Skipf("shared models not found at %s", models)
-	}
-	return models
+	return testenv.Shared(t, "models")
 }
 
 // SharedModel reads ../shared/models/NAME.onnx.
