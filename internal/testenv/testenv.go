@@ -4,9 +4,12 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"stitch/models/ort"
 )
 
 // ModuleRoot returns the folder holding go.mod above the working directory.
@@ -42,4 +45,18 @@ func Shared(t testing.TB, elem ...string) string {
 		t.Skipf("%s not present (%v); it lives outside the repository", path, err)
 	}
 	return path
+}
+
+// RequireORT initialises ONNX Runtime. Without its library (`make ort`
+// fetches it) the test is skipped, except under CI, where it fails.
+func RequireORT(t testing.TB) {
+	t.Helper()
+	err := ort.Init()
+	switch {
+	case err == nil:
+	case errors.Is(err, ort.ErrNoLibrary) && os.Getenv("CI") == "":
+		t.Skip(err)
+	default:
+		t.Fatal(err)
+	}
 }

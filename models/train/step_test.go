@@ -1,13 +1,13 @@
 package train
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"stitch/internal/testenv"
 	"stitch/models/graph"
 	"stitch/models/onnxpb"
 	"stitch/models/ort"
@@ -32,11 +32,7 @@ func sharedModel(t testing.TB, name string) *onnxpb.ModelProto {
 
 func needORT(t testing.TB) {
 	t.Helper()
-	if err := ort.Init(); errors.Is(err, ort.ErrNoLibrary) {
-		t.Skip(err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	testenv.RequireORT(t)
 }
 
 // firstInput is the model's image input.

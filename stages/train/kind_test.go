@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -11,18 +10,14 @@ import (
 	"testing"
 
 	"stitch/artifacts"
-	"stitch/models/ort"
+	"stitch/internal/testenv"
 	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 )
 
 func needORT(t *testing.T) {
 	t.Helper()
-	if err := ort.Init(); errors.Is(err, ort.ErrNoLibrary) {
-		t.Skip(err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	testenv.RequireORT(t)
 }
 
 // drawSamples writes n PNG photos under root, each a coloured garment (a

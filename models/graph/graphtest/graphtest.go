@@ -38,9 +38,7 @@ func SharedModel(t testing.TB, name string) *onnxpb.ModelProto {
 // RequireORT skips the test when the ONNX Runtime library is missing.
 func RequireORT(t testing.TB) {
 	t.Helper()
-	if err := ort.Init(); err != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", err)
-	}
+	testenv.RequireORT(t)
 }
 
 // Input returns a deterministic pseudo-random input of shape.
