@@ -80,11 +80,16 @@
 //
 // # Cost
 //
-// One pass over the rows selects the top max(k) per image (a heap per
-// image and per type, not a sort) and collects the positives' scores; a
-// second pass places every negative among the sorted positive scores of
-// its attribute and of all attributes through a lookup table, so no
-// negative is ever sorted. Both passes run on image or attribute chunks
-// in parallel; the results are integers summed in a fixed order and do
-// not depend on the number of workers. Counts are int64.
+// One pass over the rows selects the top max(k) per image and collects the
+// positives' scores. It sorts only the scores at least a threshold carried
+// over from the previous image (redoing an image without it when too few
+// pass), and ranks each positive within its type by counting, so there is
+// no per-type selection. A second pass places every negative among the
+// sorted positive scores of its attribute and of all attributes through
+// bucket tables that resolve most negatives with one comparison; the
+// negatives for the table of all attributes are first grouped by bucket
+// range so that each group's lookups stay in cache. No negative is ever
+// sorted. Both passes run on image chunks in parallel; the results are
+// integers summed in a fixed order and do not depend on the number of
+// workers. Counts are int64.
 package metrics

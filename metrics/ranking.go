@@ -45,12 +45,15 @@ type splitters struct {
 	keys []uint32 // distinct, ascending
 	mult []int64  // positives with keys[i]
 	lo   uint32
-	hi   uint32
-	// table[b] is the first index whose key is at least lo + b<<shift,
-	// so a lookup scans only the keys of one bucket of the key range.
+	span uint32 // keys[len-1] - lo
+	// first[b] is the index of the first key at least lo + b<<shift, with
+	// multiKeys set when bucket b holds two keys or more.
 	shift uint
-	table []int32
+	first []uint32
 }
+
+// multiKeys marks a bucket of splitters.first that holds several keys.
+const multiKeys = 1 << 31
 
 func newSplitters(sorted []uint32) *splitters {
 	s := &splitters{}
@@ -65,79 +68,178 @@ func newSplitters(sorted []uint32) *splitters {
 	if len(s.keys) == 0 {
 		return s
 	}
-	s.lo, s.hi = s.keys[0], s.keys[len(s.keys)-1]
+	s.lo, s.span = s.keys[0], s.keys[len(s.keys)-1]-s.keys[0]
 
-	// About two buckets per key keeps the scans short for any smooth
-	// score distribution; a clustered one falls back to binary search.
-	target := uint64(2)
-	for target < 2*uint64(len(s.keys)) {
+	// About four buckets per key leave most buckets with one key at
+	// most, which place resolves without a search; a clustered score
+	// distribution only sends more negatives to the search.
+	target := uint64(4)
+	for target < 4*uint64(len(s.keys)) {
 		target *= 2
 	}
-	for uint64(s.hi-s.lo)>>s.shift >= target {
+	for uint64(s.span)>>s.shift >= target {
 		s.shift++
 	}
-	buckets := int(uint64(s.hi-s.lo)>>s.shift) + 1
-	s.table = make([]int32, buckets+1)
+	buckets := int(s.span>>s.shift) + 1
+	s.first = make([]uint32, buckets)
 	i := 0
 	for b := range buckets {
-		start := uint64(s.lo) + uint64(b)<<s.shift
-		for i < len(s.keys) && uint64(s.keys[i]) < start {
+		end := uint64(s.lo) + uint64(b+1)<<s.shift
+		for i < len(s.keys) && uint64(s.keys[i]) < uint64(s.lo)+uint64(b)<<s.shift {
 			i++
 		}
-		s.table[b] = int32(i)
+		s.first[b] = uint32(i)
+		if i+1 < len(s.keys) && uint64(s.keys[i+1]) < end {
+			s.first[b] |= multiKeys
+		}
 	}
-	s.table[buckets] = int32(len(s.keys))
 	return s
 }
 
-// locate returns the number of keys below x and whether x equals the next
-// one. s must hold at least one key.
-func (s *splitters) locate(x uint32) (int, bool) {
-	if x <= s.lo {
-		return 0, x == s.lo
+// slot returns where x falls among the keys as a counter index: 2i when
+// i keys are below x and x equals none, 2i+1 when x equals keys[i]. s
+// must hold at least one key.
+//
+// Fast path: x is clamped into [lo, hi] (a key below lo lands in bucket
+// 0 and compares below keys[0]; one above hi lands in the last bucket
+// and compares above its last key), and its bucket gives the index i of
+// the first key not below the bucket's start. When the bucket holds at
+// most one key, keys[i] is that key or a later one, so one comparison
+// with it places x: no search and no data-dependent branch. Buckets
+// with several keys, rare by the sizing above, binary search them.
+func (s *splitters) slot(x uint32) int {
+	e := s.first[s.bucket(x)]
+	if e&multiKeys != 0 {
+		return s.search(x, int(e&^multiKeys))
 	}
-	if x > s.hi {
-		return len(s.keys), false
+	k := s.keys[e]
+	return 2*int(e) + 2*b2i(x > k) + b2i(x == k)
+}
+
+// search is slot's path for x in a bucket holding several keys, the
+// first at index i.
+func (s *splitters) search(x uint32, i int) int {
+	j := i + sort.Search(len(s.keys)-i, func(n int) bool { return s.keys[i+n] >= x })
+	if j < len(s.keys) && s.keys[j] == x {
+		return 2*j + 1
 	}
-	b := (x - s.lo) >> s.shift
-	i, j := int(s.table[b]), int(s.table[b+1])
-	if j-i > 8 {
-		i += sort.Search(j-i, func(n int) bool { return s.keys[i+n] >= x })
-	} else {
-		for i < j && s.keys[i] < x {
-			i++
+	return 2 * j
+}
+
+// bucket is the bucket of first that x falls in, clamped as in slot.
+func (s *splitters) bucket(x uint32) uint32 {
+	d := x - s.lo
+	if x < s.lo {
+		d = 0
+	}
+	return min(d, s.span) >> s.shift
+}
+
+// partitionKeys is how many key buffers a globalPlacer sorts negatives
+// into, and partitionCap how many keys each holds before it is resolved.
+const (
+	partitionKeys = 256
+	partitionCap  = 256
+)
+
+// globalPlacer places negatives among the positives of all attributes.
+// That table is too large for the core's caches (a few keys per
+// thousand scores, four buckets per key), and negatives come in row
+// order, so a lookup straight away would miss the cache nearly every
+// time. Instead each key goes into one of partitionKeys buffers by the
+// high bits of its bucket, and a full buffer is resolved at once: its
+// keys touch only 1/partitionKeys of the table and of the counters,
+// which then stay in the L1 cache.
+type globalPlacer struct {
+	s      *splitters
+	counts []uint32
+	pshift uint
+	buf    []uint32 // partition p is buf[p*partitionCap:][:fill[p]]
+	fill   []int
+}
+
+func newGlobalPlacer(s *splitters, counts []uint32) *globalPlacer {
+	g := &globalPlacer{s: s, counts: counts}
+	for len(s.first)>>g.pshift > partitionKeys {
+		g.pshift++
+	}
+	parts := (len(s.first)-1)>>g.pshift + 1
+	g.buf = make([]uint32, parts*partitionCap)
+	g.fill = make([]int, parts)
+	return g
+}
+
+func (g *globalPlacer) add(x uint32) {
+	p := int(g.s.bucket(x) >> g.pshift)
+	f := g.fill[p]
+	g.buf[p*partitionCap+f] = x
+	if f+1 < partitionCap {
+		g.fill[p] = f + 1
+		return
+	}
+	g.fill[p] = partitionCap
+	g.drain(p)
+}
+
+// drain counts the keys of partition p.
+func (g *globalPlacer) drain(p int) {
+	for _, x := range g.buf[p*partitionCap : p*partitionCap+g.fill[p]] {
+		g.counts[g.s.slot(x)]++
+	}
+	g.fill[p] = 0
+}
+
+func (g *globalPlacer) drainAll() {
+	for p := range g.fill {
+		g.drain(p)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// slotCounts counts negatives per splitters slot (see splitters.slot).
+// A worker counts in uint32, which halves the cache the counters take,
+// and flushes into int64 before any count could overflow.
+type slotCounts struct {
+	n     []uint32
+	total []int64
+}
+
+func newSlotCounts(s *splitters) slotCounts {
+	return slotCounts{n: make([]uint32, 2*len(s.keys)+2), total: make([]int64, 2*len(s.keys)+2)}
+}
+
+func (c slotCounts) flush() {
+	for i, v := range c.n {
+		c.total[i] += int64(v)
+		c.n[i] = 0
+	}
+}
+
+// negCounts turns the slot counts of the workers into negCounts.
+func toNegCounts(s *splitters, workers []slotCounts) negCounts {
+	c := negCounts{below: make([]int64, len(s.keys)+1), eq: make([]int64, len(s.keys))}
+	for _, w := range workers {
+		w.flush()
+		for i := range c.below {
+			c.below[i] += w.total[2*i]
+		}
+		for i := range c.eq {
+			c.eq[i] += w.total[2*i+1]
 		}
 	}
-	// x <= hi, so a key at least x exists and i is in range.
-	return i, s.keys[i] == x
+	return c
 }
 
 // negCounts places negatives among splitters: below[i] counts those with
 // exactly i keys below and none equal, eq[i] those equal to keys[i].
 type negCounts struct {
 	below, eq []int64
-}
-
-func newNegCounts(s *splitters) negCounts {
-	return negCounts{below: make([]int64, len(s.keys)+1), eq: make([]int64, len(s.keys))}
-}
-
-func (c negCounts) add(s *splitters, key uint32) {
-	i, eq := s.locate(key)
-	if eq {
-		c.eq[i]++
-	} else {
-		c.below[i]++
-	}
-}
-
-func (c negCounts) merge(o negCounts) {
-	for i, v := range o.below {
-		c.below[i] += v
-	}
-	for i, v := range o.eq {
-		c.eq[i] += v
-	}
 }
 
 // apAUC computes average precision and ROC AUC from the positives'
@@ -200,46 +302,63 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 	// lookup tables change, and the rows are read in address order (a
 	// whole column at a time would miss the TLB on every row).
 	type counts struct {
-		perAttr []negCounts
-		global  negCounts
+		perAttr []slotCounts
+		global  slotCounts
 	}
 	acc := make([]counts, workers)
 	var next atomic.Int64
 	var g errgroup.Group
 	for w := range workers {
-		c := counts{perAttr: make([]negCounts, m), global: newNegCounts(global)}
+		c := counts{perAttr: make([]slotCounts, m), global: newSlotCounts(global)}
 		for a := range m {
-			c.perAttr[a] = newNegCounts(perAttr[a])
+			c.perAttr[a] = newSlotCounts(perAttr[a])
 		}
 		acc[w] = c
 		g.Go(func() error {
+			var gp *globalPlacer
+			if len(global.keys) > 0 {
+				gp = newGlobalPlacer(global, c.global.n)
+			}
+			// A uint32 count grows by at most one per score read.
+			sinceFlush := 0
 			for {
 				lo := int(next.Add(rankChunkRows)) - rankChunkRows
 				if lo >= n {
+					if gp != nil {
+						gp.drainAll()
+					}
 					return nil
 				}
 				hi := min(n, lo+rankChunkRows)
+				if sinceFlush+(hi-lo)*m > math.MaxUint32 {
+					if gp != nil {
+						gp.drainAll()
+					}
+					for _, pc := range c.perAttr {
+						pc.flush()
+					}
+					c.global.flush()
+					sinceFlush = 0
+				}
+				sinceFlush += (hi - lo) * m
 				for a0 := 0; a0 < m; a0 += blockAttributes {
-					rankBlock(d, lo, hi, a0, min(m, a0+blockAttributes), perAttr, c.perAttr, global, c.global)
+					rankBlock(d, lo, hi, a0, min(m, a0+blockAttributes), perAttr, c.perAttr, gp)
 				}
 			}
 		})
 	}
 	// The workers cannot fail: scores and labels were checked already.
 	_ = g.Wait()
-	for _, c := range acc[1:] {
-		for a := range m {
-			acc[0].perAttr[a].merge(c.perAttr[a])
-		}
-		acc[0].global.merge(c.global)
-	}
-	perCounts, globalCounts := acc[0].perAttr, acc[0].global
 
 	r := Ranking{AP: make([]float64, m), AUC: make([]float64, m),
 		HasAP: make([]bool, m), HasAUC: make([]bool, m)}
 	var sumAP, sumAUC float64
+	perWorker := make([]slotCounts, workers)
 	for a := range m {
-		r.AP[a], r.AUC[a], r.HasAP[a], r.HasAUC[a] = apAUC(perAttr[a], perCounts[a])
+		for w := range acc {
+			perWorker[w] = acc[w].perAttr[a]
+		}
+		r.AP[a], r.AUC[a], r.HasAP[a], r.HasAUC[a] = apAUC(perAttr[a], toNegCounts(perAttr[a], perWorker))
 		if r.HasAP[a] {
 			sumAP += r.AP[a]
 			r.MacroAPAttributes++
@@ -255,16 +374,28 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 	if r.MacroAUCAttributes > 0 {
 		r.MacroAUC = sumAUC / float64(r.MacroAUCAttributes)
 	}
-	r.MicroAP, r.MicroAUC, _, _ = apAUC(global, globalCounts)
+	for w := range acc {
+		perWorker[w] = acc[w].global
+	}
+	r.MicroAP, r.MicroAUC, _, _ = apAUC(global, toNegCounts(global, perWorker))
 	return r
 }
 
 // rankBlock places the negatives of rows [lo, hi) and attributes [a0, a1)
 // among their attribute's positives and among all positives.
-func rankBlock(d *Data, lo, hi, a0, a1 int, perAttr []*splitters, perCounts []negCounts,
-	global *splitters, gc negCounts) {
+func rankBlock(d *Data, lo, hi, a0, a1 int, perAttr []*splitters, perCounts []slotCounts,
+	global *globalPlacer) {
 	m := d.NumAttributes
-	hasGlobal := len(global.keys) > 0
+	// Local copies keep the block's tables one load away.
+	var block [blockAttributes]splitters
+	var blockCounts [blockAttributes][]uint32
+	var has [blockAttributes]bool
+	for j := range a1 - a0 {
+		block[j] = *perAttr[a0+j]
+		blockCounts[j] = perCounts[a0+j].n
+		has[j] = len(block[j].keys) > 0
+	}
+	hasGlobal := global != nil
 	for i := lo; i < hi; i++ {
 		base := i * m
 		labels := d.Labels[base+a0 : base+a1]
@@ -274,11 +405,11 @@ func rankBlock(d *Data, lo, hi, a0, a1 int, perAttr []*splitters, perCounts []ne
 				continue
 			}
 			key := orderKey(scores[j])
-			if s := perAttr[a0+j]; len(s.keys) > 0 {
-				perCounts[a0+j].add(s, key)
+			if has[j] {
+				blockCounts[j][block[j].slot(key)]++
 			}
 			if hasGlobal {
-				gc.add(global, key)
+				global.add(key)
 			}
 		}
 	}

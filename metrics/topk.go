@@ -16,7 +16,7 @@ const chunkImages = 256
 // A candidate of a top-k selection is one uint64: the score's order key
 // above the complemented attribute index, so a larger value is a higher
 // score or, on a tie, a lower index. Comparisons are then single integer
-// compares, which is most of the selection's work.
+// compares, which is most of the sorting's work.
 func candidate(score float32, index int) uint64 {
 	return uint64(orderKey(score))<<32 | uint64(^uint32(index))
 }
@@ -25,107 +25,22 @@ func candidateIndex(c uint64) int32 { return int32(^uint32(c)) }
 
 func candidateScore(c uint64) float32 { return scoreOf(uint32(c >> 32)) }
 
-// topHeap keeps the best cap candidates seen so far with the worst at the
-// root, so a newcomer is compared with one value only.
-type topHeap struct {
-	e   []uint64
-	cap int
-}
-
-func (h *topHeap) push(x uint64) {
-	h.e = append(h.e, x)
-	e := h.e
-	i := len(e) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if e[i] >= e[parent] {
-			break
-		}
-		e[i], e[parent] = e[parent], e[i]
-		i = parent
+// sortDescending sorts candidates best first. The usual input is a few
+// dozen values, where insertion sort beats the general sort.
+func sortDescending(c []uint64) {
+	if len(c) > 64 {
+		slices.Sort(c)
+		slices.Reverse(c)
+		return
 	}
-}
-
-func (h *topHeap) replaceRoot(x uint64) {
-	e := h.e
-	i, n := 0, len(e)
-	for {
-		child := 2*i + 1
-		if child >= n {
-			break
-		}
-		if child+1 < n && e[child+1] < e[child] {
-			child++
-		}
-		if x <= e[child] {
-			break
-		}
-		e[i] = e[child]
-		i = child
-	}
-	e[i] = x
-}
-
-// ranked sorts the kept candidates best first. Insertion sort: at most a
-// few dozen entries.
-func (h *topHeap) ranked() []uint64 {
-	e := h.e
-	for i := 1; i < len(e); i++ {
-		x := e[i]
+	for i := 1; i < len(c); i++ {
+		x := c[i]
 		j := i
-		for ; j > 0 && e[j-1] < x; j-- {
-			e[j] = e[j-1]
+		for ; j > 0 && c[j-1] < x; j-- {
+			c[j] = c[j-1]
 		}
-		e[j] = x
+		c[j] = x
 	}
-	return e
-}
-
-// selectFrom keeps the best h.cap of row[list[j]] (all of row when list is
-// nil). It returns false if a score it looked at is NaN.
-func (h *topHeap) selectFrom(row []float32, list []int32) bool {
-	h.e = h.e[:0]
-	n := len(row)
-	if list != nil {
-		n = len(list)
-	}
-	at := func(j int) int {
-		if list == nil {
-			return j
-		}
-		return int(list[j])
-	}
-	ok := true
-	for j := range h.cap {
-		v := row[at(j)]
-		ok = ok && v == v
-		h.push(candidate(v, at(j)))
-	}
-	// Attributes come in index order, so a newcomer that ties the worst
-	// kept score has the higher index and loses: a strict comparison is
-	// the tie rule.
-	thr := candidateScore(h.e[0])
-	if list == nil {
-		for a := h.cap; a < n; a++ {
-			v := row[a]
-			if !(v <= thr) { // NaN lands here too
-				if v != v {
-					ok = false
-					continue
-				}
-				h.replaceRoot(candidate(v, a))
-				thr = candidateScore(h.e[0])
-			}
-		}
-		return ok
-	}
-	for _, a := range list[h.cap:] {
-		if v := row[a]; v > thr {
-			h.replaceRoot(candidate(v, int(a)))
-			thr = candidateScore(h.e[0])
-		}
-	}
-	return ok
 }
 
 // posKey is a positive label's attribute and the order key of its score.
@@ -139,13 +54,11 @@ type typeLayout struct {
 	ids   []int   // type id of each slot, ascending
 	slot  []int32 // slot of each attribute
 	sizes []int   // attributes per slot
-	// lists[s] are the attributes of slot s, ascending; caps[s] is how
-	// many of them a top-k selection keeps.
+	// lists[s] are the attributes of slot s, ascending.
 	lists [][]int32
-	caps  []int
 }
 
-func newTypeLayout(types []int, maxK int) *typeLayout {
+func newTypeLayout(types []int) *typeLayout {
 	if types == nil {
 		return nil
 	}
@@ -153,15 +66,12 @@ func newTypeLayout(types []int, maxK int) *typeLayout {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	l := &typeLayout{ids: ids, slot: make([]int32, len(types)), sizes: make([]int, len(ids)),
-		lists: make([][]int32, len(ids)), caps: make([]int, len(ids))}
+		lists: make([][]int32, len(ids))}
 	for a, t := range types {
 		s, _ := slices.BinarySearch(ids, t)
 		l.slot[a] = int32(s)
 		l.sizes[s]++
 		l.lists[s] = append(l.lists[s], int32(a))
-	}
-	for s := range ids {
-		l.caps[s] = min(maxK, l.sizes[s])
 	}
 	return l
 }
@@ -195,7 +105,7 @@ type topKResult struct {
 func topKPass(d *Data, ks []int, workers int) (*topKResult, error) {
 	m, n := d.NumAttributes, d.NumImages()
 	maxK := ks[len(ks)-1]
-	layout := newTypeLayout(d.Types, maxK)
+	layout := newTypeLayout(d.Types)
 	numTypes := 0
 	if layout != nil {
 		numTypes = len(layout.ids)
@@ -291,23 +201,22 @@ func sumInts(accs []*topKAcc, field func(*topKAcc) []int64) []int64 {
 	return out
 }
 
-// selector holds one worker's heaps, reused for every image.
+// selector holds one worker's buffers, reused for every image.
 type selector struct {
 	m      int
-	all    topHeap
-	types  []topHeap
+	keep   int // min(max k, m): how many of the best scores a row needs
 	layout *typeLayout
+	// thr is the candidate threshold carried from row to row (see
+	// selectTop); -Inf until a row has set it.
+	thr      float32
+	picked   []int32  // indices of a row's candidates
+	cands    []uint64 // the candidates, best first
+	positive []int32  // a row's attributes labelled 1
 }
 
 func newSelector(m, maxK int, layout *typeLayout) *selector {
-	s := &selector{m: m, layout: layout}
-	s.all = topHeap{e: make([]uint64, 0, min(maxK, m)), cap: min(maxK, m)}
-	if layout != nil {
-		for _, c := range layout.caps {
-			s.types = append(s.types, topHeap{e: make([]uint64, 0, c), cap: c})
-		}
-	}
-	return s
+	return &selector{m: m, keep: min(maxK, m), layout: layout, thr: float32(math.Inf(-1)),
+		picked: make([]int32, m), cands: make([]uint64, 0, m)}
 }
 
 // image ranks image i and adds its counts to acc. It returns false after
@@ -316,7 +225,8 @@ func (s *selector) image(d *Data, i int, ks []int, acc *topKAcc) bool {
 	m := s.m
 	row := d.Scores[i*m : (i+1)*m]
 	labels := d.Labels[i*m : (i+1)*m]
-	if !s.selectTop(row) {
+	top, ok := s.selectTop(row)
+	if !ok {
 		for a, v := range row {
 			if math.IsNaN(float64(v)) {
 				acc.errAt = i*m + a
@@ -325,14 +235,13 @@ func (s *selector) image(d *Data, i int, ks []int, acc *topKAcc) bool {
 			}
 		}
 	}
-	if col, ok := countLabels(row, labels, s.layout, acc); !ok {
+	if col, ok := s.countLabels(row, labels, acc); !ok {
 		acc.errAt = i*m + col
 		acc.err = fmt.Errorf("evaluate: label %d of image %d, attribute %d: want 1, -1 or 0",
 			labels[col], i, col)
 		return false
 	}
 
-	top := s.all.ranked()
 	for ki, k := range ks {
 		base := ki * m
 		for _, c := range top[:min(k, len(top))] {
@@ -346,35 +255,87 @@ func (s *selector) image(d *Data, i int, ks []int, acc *topKAcc) bool {
 			}
 		}
 	}
-	for t := range s.types {
-		top := s.types[t].ranked()
-		for ki, k := range ks {
-			hits := int64(0)
-			for _, c := range top[:min(k, len(top))] {
-				if labels[candidateIndex(c)] == 1 {
-					hits++
-				}
-			}
-			acc.typeHits[ki*len(s.types)+t] += hits
-		}
+	if s.layout != nil {
+		s.typeHits(row, ks, acc)
 	}
 	return true
 }
 
-// selectTop fills the heaps with row's best attributes overall and per
-// type. It returns false if row holds a NaN.
-func (s *selector) selectTop(row []float32) bool {
-	// The overall selection looks at every score, so it alone checks NaN.
-	ok := s.all.selectFrom(row, nil)
-	for t := range s.types {
-		s.types[t].selectFrom(row, s.layout.lists[t])
+// selectTop returns row's best min(max k, m) attributes as candidates,
+// best first. It returns false if row holds a NaN.
+//
+// Fast path: rather than pushing all m scores through a heap, it keeps
+// only the scores at least s.thr, a threshold carried over from the
+// previous row, and sorts those few. When at least keep scores pass,
+// the best keep of them are exactly the row's best keep (anything better
+// passes too). When fewer pass, the row is redone with no threshold.
+// The next threshold is the score ranked 2 keep in this row, so on rows
+// scored alike about 2 keep candidates pass and a redo is rare; a NaN
+// always passes (it is not below anything), so the scan also checks NaN.
+func (s *selector) selectTop(row []float32) ([]uint64, bool) {
+	picked := s.picked[:len(row)]
+	n := 0
+	for a, v := range row {
+		if !(v < s.thr) {
+			picked[n] = int32(a)
+			n++
+		}
 	}
-	return ok
+	if n < s.keep {
+		n = len(row)
+		for a := range picked {
+			picked[a] = int32(a)
+		}
+	}
+
+	cands := s.cands[:0]
+	for _, a := range picked[:n] {
+		v := row[a]
+		if v != v {
+			return nil, false
+		}
+		cands = append(cands, candidate(v, int(a)))
+	}
+	sortDescending(cands)
+	s.cands = cands
+	if next := 2 * s.keep; next <= len(cands) {
+		s.thr = candidateScore(cands[next-1])
+	}
+	return cands[:s.keep], true
 }
 
-// countLabels counts a row's labels. On an invalid label it returns the
-// label's column and false.
-func countLabels(row []float32, labels []int8, layout *typeLayout, acc *topKAcc) (int, bool) {
+// typeHits adds the DeepFashion per-type hits of a row, whose labels
+// countLabels has just read.
+//
+// A positive attribute p of type t is a hit at k when fewer than k
+// attributes of t outrank it (higher score, or equal score and lower
+// index): that rank is a count, so the few positives of a row are ranked
+// directly and no per-type selection is needed. The rank is below m_t,
+// so this is also right when k exceeds m_t.
+func (s *selector) typeHits(row []float32, ks []int, acc *topKAcc) {
+	nt := len(s.layout.ids)
+	for _, p := range s.positive {
+		t := s.layout.slot[p]
+		vp := row[p]
+		rank := 0
+		for _, a := range s.layout.lists[t] {
+			v := row[a]
+			if v > vp || (v == vp && a < p) {
+				rank++
+			}
+		}
+		for ki, k := range ks {
+			if rank < k {
+				acc.typeHits[ki*nt+int(t)]++
+			}
+		}
+	}
+}
+
+// countLabels counts a row's labels and notes its positives. On an
+// invalid label it returns the label's column and false.
+func (s *selector) countLabels(row []float32, labels []int8, acc *topKAcc) (int, bool) {
+	s.positive = s.positive[:0]
 	for a, l := range labels {
 		if l == -1 {
 			continue
@@ -382,10 +343,11 @@ func countLabels(row []float32, labels []int8, layout *typeLayout, acc *topKAcc)
 		switch l {
 		case 1:
 			acc.pos[a]++
-			if layout != nil {
-				acc.typePos[layout.slot[a]]++
+			if s.layout != nil {
+				acc.typePos[s.layout.slot[a]]++
 			}
 			acc.posKeys = append(acc.posKeys, posKey{int32(a), orderKey(row[a])})
+			s.positive = append(s.positive, int32(a))
 		case 0:
 			acc.unk[a]++
 		default:
