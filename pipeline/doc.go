@@ -24,8 +24,7 @@
 //	    matrix: {backbone: [vgg16, resnet50], freeze_ratio: [0.6, 0.8]}
 //	  eval:
 //	    uses: evaluate
-//	    needs: {model: train.model}   # binds the matching variant, see below
-//	    matrix: {backbone: [vgg16, resnet50], freeze_ratio: [0.6, 0.8]}
+//	    needs: {model: train.model}   # fans out: eval[vgg16,0.6], ... see below
 //
 // `with:` is decoded strictly into the kind's NewParams() struct (yaml
 // tags); unknown keys name the closest valid one. Anchors and merge keys
@@ -40,11 +39,45 @@
 // base[v1,v2] with the values in key order, e.g. train[vgg16,0.6].
 // `matrix: {include: [{name: A, lr: 0.01}, ...]}` makes one variant per
 // entry named base-A. Each matrix key sets the parameter of the same name
-// and is available as ${matrix.key}. A reference to a matrix stage by its
-// base name binds the variant with equal values when the consumer is a
-// matrix stage over the same keys (or more), and every variant in
-// expansion order otherwise, which only a Many input accepts. A full name
-// (train[vgg16,0.6].model) binds that variant.
+// and is available as ${matrix.key}.
+//
+// A value is spelled in a name as written, except lists: a list of one
+// scalar is that scalar ([32] -> 32) and a list of numbers joins them
+// with "x" ([32, 64] -> 32x64), which no decimal number contains; other
+// lists and mappings keep their flow YAML ([relu, tanh]). When two values
+// of one key would spell alike that way ([32] and 32), all the key's
+// values keep their flow YAML, so names never collide.
+//
+// # Binding and fan-out
+//
+// A reference by full name (train[vgg16,0.6].model) binds that variant.
+// A reference to a matrix stage by its base name binds, in order of
+// precedence:
+//
+//   - the variant with equal values, when the consumer's variant has
+//     every matrix key of the producer (its own matrix over the same keys
+//     or more, or keys it inherited by fanning out);
+//   - on an input that takes one artifact (not Many): one consumer
+//     variant per producer variant, the consumer fanning out. Each
+//     inherits the producer variant's values for binding only (they set
+//     no parameter and are no ${matrix.key}), so a stage downstream fans
+//     out in turn and binds the matching variant: train -> predict ->
+//     evaluate all run per variant;
+//   - on a Many input: every variant, in expansion order.
+//
+// A fanned-out variant is named like the variant it came from:
+// predict[32] from train[32], use-A from alt-A. Its name lists all of
+// its values, own and inherited, by the matrix rule (an include name as
+// -A first, then the others in sorted key order in brackets), so
+// evaluate[32,3] holds the inherited head 32 and evaluate's own k 3.
+// Own variants vary slowest, then the producers' in order of input name.
+// A stage fanning out over two producers with different keys gets their
+// product (pair[1,x], pair[1,y], ...); over keys they share, only the
+// combinations that agree; none agreeing is an error.
+//
+// A consumer's own matrix key that is no parameter of its kind is
+// accepted when a producer it names varies over that key: it then only
+// selects the variant to bind, as a repeated matrix did before fan-out.
 //
 // # Run keys and the cache
 //
@@ -58,7 +91,10 @@
 // ctime and inode (verified.json), so a no-op run re-hashes only what
 // changed; ctime cannot be set back by user tools, so a tampered object
 // is always re-hashed. External files are remembered the same way by
-// (size, mtime, inode) per path under .stitch/fp.
+// (size, mtime, ctime, inode) per path under .stitch/fp, with each
+// folder's own stat and list of entries: a folder whose stat did not
+// change is not listed again, but every file in it is still stat'ed, so
+// a file rewritten in place is seen by its mtime or ctime.
 //
 // # Concurrency
 //

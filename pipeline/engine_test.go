@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
@@ -377,4 +378,64 @@ func TestGC(t *testing.T) {
 	if ran := f.mustRun(src, "v=a"); len(ran) != 1 {
 		t.Errorf("collected stage did not rerun: %v", ran)
 	}
+}
+
+// A matrix train, with predict and evaluate fanning out over it and a
+// Many input gathering every evaluate variant: each variant runs once,
+// binds its own producer, and a second run reuses everything.
+func TestFanOutRun(t *testing.T) {
+	f := newFixture(t)
+	src := `
+stages:
+  data: {uses: source, with: {value: img}}
+  train: {uses: upper, needs: {in: data.out}, matrix: {suffix: [-32, -128]}}
+  predict: {uses: upper, needs: {in: train.out}, with: {suffix: -p}}
+  evaluate: {uses: upper, needs: {in: predict.out}, with: {suffix: -e}}
+  tabulate: {uses: join, needs: {in: evaluate.out}}
+`
+	ran, res, err := f.run(src, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := all("data", "train[-32]", "train[-128]", "predict[-32]", "predict[-128]",
+		"evaluate[-32]", "evaluate[-128]", "tabulate")
+	if diff := cmp.Diff(want, ran); diff != "" {
+		t.Errorf("ran (-want +got):\n%s", diff)
+	}
+
+	var table artifacts.ID
+	for _, s := range res.Stages {
+		if s.Stage == "tabulate" {
+			table = s.Outputs["out"]
+		}
+	}
+	got := readText(t, f.w.Store(), table)
+	wantLines := []string{
+		"evaluate[-32]:IMG-32 X1-P X1-e x1|LR=0.001-32 X1-P X1-e x1",
+		"evaluate[-128]:IMG-128 X1-P X1-e x1|LR=0.001-128 X1-P X1-e x1",
+	}
+	if diff := cmp.Diff(wantLines, got); diff != "" {
+		t.Errorf("tabulate (-want +got):\n%s", diff)
+	}
+
+	if ran := f.mustRun(src); len(ran) != 0 {
+		t.Errorf("second run ran %v", ran)
+	}
+}
+
+func readText(t *testing.T, st *artifacts.Store, id artifacts.ID) []string {
+	t.Helper()
+	tbl, err := st.GetTable(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var out []string
+	for _, chunk := range tbl.Column(0).Data().Chunks() {
+		s := chunk.(*array.String)
+		for i := range s.Len() {
+			out = append(out, s.Value(i))
+		}
+	}
+	return out
 }

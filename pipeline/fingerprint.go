@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,30 +27,73 @@ import (
 // racyWindow: a file modified this close to the moment its hash was
 // remembered may change again within the same mtime tick without the
 // stat changing (git's "racy clean" problem), so such entries are hashed
-// again next time instead of trusted.
+// again next time instead of trusted. The same holds for a folder's
+// listing. Only mtime is checked against the window, as git does: every
+// write sets mtime to the present, so an entry whose mtime is old when
+// remembered cannot change later without its mtime changing.
 const racyWindow = 2 * time.Second
 
-// fingerprinter hashes external files and folders by content, remembering
-// each file's hash by (size, mtime ns, inode) in one cache file per path,
-// so an unchanged folder of 300 000 images is only stat'ed.
+// fingerprinter hashes external files and folders by content. It
+// remembers, in one memo file per path, each folder's stat and list of
+// entries and each file's hash by (size, mtime, ctime, inode), so an
+// unchanged folder of 300 000 images costs one stat per file and nothing
+// else: no directory listing, no sorting, no allocation per file.
 type fingerprinter struct {
 	dir string
-	// readOnly fingerprinters (status, --dry-run) never write the cache.
+	// readOnly fingerprinters (status, --dry-run) never write the memo.
 	readOnly bool
+	// hashed counts the files read so far, for tests to tell a memo hit.
+	hashed atomic.Int64
 }
 
-// fileStat is what is known about one file of an external path.
-type fileStat struct {
-	rel   string // path below the root, "/"-separated; "" for a single file
-	path  string // what to read (a symlink's target)
+// The kinds of entry in a folder.
+const (
+	entryFile uint8 = iota + 1
+	entryDir
+	entryLink // a symlink to a file inside the root, hashed as its target
+)
+
+// fpDir is one folder of an external tree, or the pseudo-folder holding
+// a single external file (rel "", one entry named "").
+type fpDir struct {
+	rel  string // below the root, "/"-separated; "" for the root
+	stat statKey
+	// entries are sorted by key: the name, with "/" appended for folders,
+	// so a depth-first walk meets files in the byte order of their whole
+	// relative paths ("a.b" < "a/b" < "a0"), the order the fingerprint
+	// hashes them in.
+	entries []fpEntry
+}
+
+// statKey is what tells that a file or folder changed without reading
+// it. ctime is there because no user tool can set it: a file rewritten
+// with its size and mtime put back still changes it.
+type statKey struct {
 	size  int64
 	mtime int64
+	ctime int64
 	ino   uint64
-	hash  [32]byte
 }
 
-func (f fileStat) sameStat(o fileStat) bool {
-	return f.size == o.size && f.mtime == o.mtime && f.ino == o.ino
+func statKeyOf(st *unix.Stat_t) statKey {
+	return statKey{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}
+}
+
+// fpEntry is one entry of a folder.
+type fpEntry struct {
+	name string
+	kind uint8
+	stat statKey // of the file, or of a symlink's target
+	hash [32]byte
+	sub  *fpDir // the folder's own listing, for entryDir
+	// path is what to read when the hash must be computed; set only then.
+	path string
+}
+
+// fpMemo is what the last fingerprint of a path remembered.
+type fpMemo struct {
+	writtenAt int64
+	dirs      map[string]*fpDir
 }
 
 // fingerprint returns the content fingerprint of path: for a file the
@@ -65,27 +110,28 @@ func (fp *fingerprinter) fingerprint(ctx context.Context, path string) (string, 
 		return "", err
 	}
 
+	memoFile := filepath.Join(fp.dir, fmt.Sprintf("%x", sha256.Sum256([]byte(abs))))
+	memo := readFPMemo(memoFile)
+
 	// Stats taken from here on are compared with this moment to tell racy
 	// entries; it must precede them, not follow the (long) hashing.
 	began := time.Now().UnixNano()
-	var files []fileStat
+	w := &treeWalk{root: root, memo: memo, racyBefore: memo.writtenAt - int64(racyWindow)}
+	top := &fpDir{}
 	if info.IsDir() {
-		files, err = walk(ctx, root)
+		err = w.walk(ctx, top)
 	} else {
-		files, err = statOne(root)
+		err = w.statFile(top)
 	}
 	if err != nil {
 		return "", err
 	}
-
-	cacheFile := filepath.Join(fp.dir, fmt.Sprintf("%x", sha256.Sum256([]byte(abs))))
-	cached, writtenAt := readFPCache(cacheFile)
-	changed, err := hashStale(ctx, files, cached, writtenAt)
-	if err != nil {
+	if err := hashStale(ctx, w.stale); err != nil {
 		return "", err
 	}
-	if (changed || len(cached) != len(files)) && !fp.readOnly {
-		if err := writeFPCache(cacheFile, files, began); err != nil {
+	fp.hashed.Add(int64(len(w.stale)))
+	if w.changed.Load() && !fp.readOnly {
+		if err := writeFPMemo(memoFile, top, began); err != nil {
 			return "", err
 		}
 	}
@@ -93,16 +139,30 @@ func (fp *fingerprinter) fingerprint(ctx context.Context, path string) (string, 
 	h := sha256.New()
 	if !info.IsDir() {
 		h.Write([]byte("file\x00"))
-		h.Write(files[0].hash[:])
+		h.Write(top.entries[0].hash[:])
 	} else {
 		h.Write([]byte("dir\x00"))
-		for _, f := range files {
-			h.Write([]byte(f.rel))
-			h.Write([]byte{0})
-			h.Write(f.hash[:])
-		}
+		sumTree(h, top, make([]byte, 0, 256))
 	}
 	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
+// sumTree feeds each file's "rel\x00hash" to h in key order, one reused
+// buffer for all of them.
+func sumTree(h hash.Hash, d *fpDir, buf []byte) {
+	for i := range d.entries {
+		e := &d.entries[i]
+		if e.sub != nil {
+			sumTree(h, e.sub, buf)
+			continue
+		}
+		buf = buf[:0]
+		if d.rel != "" {
+			buf = append(append(buf, d.rel...), '/')
+		}
+		buf = append(append(append(buf, e.name...), 0), e.hash[:]...)
+		h.Write(buf)
+	}
 }
 
 func resolveRoot(abs string) (string, fs.FileInfo, error) {
@@ -127,36 +187,52 @@ func resolveRoot(abs string) (string, fs.FileInfo, error) {
 	return root, info, nil
 }
 
-func statOne(path string) ([]fileStat, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return []fileStat{{path: path, size: st.Size, mtime: st.Mtim.Nano(), ino: st.Ino}}, nil
+// treeWalk is one fingerprint's walk over an external path.
+type treeWalk struct {
+	root       string
+	memo       *fpMemo
+	racyBefore int64 // remembered stats newer than this are not trusted
+
+	mu    sync.Mutex
+	stale []*fpEntry // files whose hash must be computed
+	// changed says the memo no longer matches what is on disk.
+	changed atomic.Bool
 }
 
-// walk lists the files below root, sorted by relative path. Folders are
-// read in parallel: the walk is bound by system calls, not by the CPU.
-func walk(ctx context.Context, root string) ([]fileStat, error) {
-	var (
-		mu    sync.Mutex
-		files []fileStat
-	)
+// statFile fills the pseudo-folder of a single external file.
+func (w *treeWalk) statFile(top *fpDir) error {
+	var st unix.Stat_t
+	if err := unix.Stat(w.root, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", w.root, err)
+	}
+	top.entries = []fpEntry{{kind: entryFile, stat: statKeyOf(&st), path: w.root}}
+	old := w.memo.dirs[""]
+	if old == nil || len(old.entries) != 1 || old.entries[0].name != "" {
+		old = &fpDir{}
+	}
+	w.reuse(&top.entries[0], old.entries, "")
+	return nil
+}
+
+// walk fills top with the tree below w.root. Folders are read in
+// parallel: the walk is bound by system calls, which overlap even on two
+// cores while a goroutine waits for the disk.
+func (w *treeWalk) walk(ctx context.Context, top *fpDir) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(4 * runtime.NumCPU())
-	var visit func(rel string) error
-	visit = func(rel string) error {
+	var visit func(d *fpDir) error
+	visit = func(d *fpDir) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		local, subdirs, err := readDir(root, rel)
-		if err != nil {
+		if err := w.readDir(d); err != nil {
 			return err
 		}
-		mu.Lock()
-		files = append(files, local...)
-		mu.Unlock()
-		for _, sub := range subdirs {
+		for i := range d.entries {
+			sub := d.entries[i].sub
+			if sub == nil {
+				continue
+			}
 			// Hand sub-folders to new goroutines while there is room and
 			// walk them here otherwise, so a full pool cannot deadlock.
 			if !g.TryGo(func() error { return visit(sub) }) {
@@ -167,106 +243,218 @@ func walk(ctx context.Context, root string) ([]fileStat, error) {
 		}
 		return nil
 	}
-	g.Go(func() error { return visit("") })
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(files, func(a, b fileStat) int { return strings.Compare(a.rel, b.rel) })
-	return files, nil
+	g.Go(func() error { return visit(top) })
+	return g.Wait()
 }
 
-func readDir(root, rel string) (files []fileStat, subdirs []string, err error) {
-	dirPath := filepath.Join(root, filepath.FromSlash(rel))
-	d, err := os.Open(dirPath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read folder %s: %w", dirPath, err)
+// readDir fills d.entries. When the folder's own stat is unchanged since
+// the memo (and not racy), its list of entries is too: adding, removing
+// or renaming an entry changes the folder's mtime. Then the remembered
+// names are stat'ed in place, with no listing and no allocation per
+// file; files changed in place still show in their own stat.
+func (w *treeWalk) readDir(d *fpDir) error {
+	dirPath := w.root
+	if d.rel != "" {
+		dirPath = w.root + "/" + d.rel
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	f, err := os.Open(dirPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read folder %s: %w", dirPath, err)
+		return fmt.Errorf("read folder %s: %w", dirPath, err)
 	}
-	fd := int(d.Fd())
+	defer f.Close()
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", dirPath, err)
+	}
+	d.stat = statKeyOf(&st)
+
+	old := w.memo.dirs[d.rel]
+	if old == nil {
+		old = &fpDir{}
+	}
+	if old.stat == d.stat && d.stat.mtime < w.racyBefore {
+		ok, err := w.statListed(fd, dirPath, d, old)
+		if ok || err != nil {
+			return err
+		}
+	}
+	// The listing changed, or an entry changed type under an unchanged
+	// folder stat (a race with a writer): list it again.
+	w.changed.Store(true)
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("read folder %s: %w", dirPath, err)
+	}
+	d.entries = make([]fpEntry, 0, len(names))
 	for _, name := range names {
-		childRel := name
-		if rel != "" {
-			childRel = rel + "/" + name
+		e := fpEntry{name: name}
+		if err := w.classify(fd, dirPath, d, &e); err != nil {
+			return err
 		}
-		full := filepath.Join(dirPath, name)
-		var st unix.Stat_t
-		// fstatat on the open folder spares the kernel a path walk per file.
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return nil, nil, fmt.Errorf("stat %s: %w", full, err)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			subdirs = append(subdirs, childRel)
-		case unix.S_IFREG:
-			files = append(files, fileStat{rel: childRel, path: full, size: st.Size, mtime: st.Mtim.Nano(), ino: st.Ino})
-		case unix.S_IFLNK:
-			f, err := followLink(root, full, childRel)
-			if err != nil {
-				return nil, nil, err
-			}
-			files = append(files, f)
-		default:
-			// Sockets, pipes and devices have no content to fingerprint.
+		if e.kind != 0 {
+			d.entries = append(d.entries, e)
 		}
 	}
-	return files, subdirs, nil
+	slices.SortFunc(d.entries, func(a, b fpEntry) int { return compareKeys(&a, &b) })
+
+	// Both lists are sorted by key: merge them to find each entry's
+	// remembered hash.
+	j := 0
+	for i := range d.entries {
+		e := &d.entries[i]
+		for j < len(old.entries) && compareKeys(&old.entries[j], e) < 0 {
+			j++
+		}
+		if e.kind != entryDir {
+			w.reuse(e, old.entries[j:], dirPath)
+		}
+	}
+	return nil
 }
 
-// followLink fingerprints a symlink inside an external folder by its
-// target's content; the target must be a file inside the folder, so the
+// statListed stats the entries the memo lists for d. It returns false
+// when one is gone or changed type, so the caller lists the folder.
+func (w *treeWalk) statListed(fd int, dirPath string, d, old *fpDir) (bool, error) {
+	d.entries = make([]fpEntry, len(old.entries))
+	for i := range old.entries {
+		e := &d.entries[i]
+		e.name = old.entries[i].name
+		if err := w.classify(fd, dirPath, d, e); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil
+			}
+			return false, err
+		}
+		if e.kind != old.entries[i].kind {
+			return false, nil
+		}
+		if e.kind != entryDir {
+			w.reuse(e, old.entries[i:i+1], dirPath)
+		}
+	}
+	return true, nil
+}
+
+// classify stats one entry of the folder open as fd and sets its kind
+// (0 for what has no content: sockets, pipes, devices) and stat, or its
+// sub-folder.
+func (w *treeWalk) classify(fd int, dirPath string, d *fpDir, e *fpEntry) error {
+	var st unix.Stat_t
+	// fstatat on the open folder spares the kernel a path walk per file.
+	if err := unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("stat %s: %w", dirPath+"/"+e.name, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e.kind = entryDir
+		rel := e.name
+		if d.rel != "" {
+			rel = d.rel + "/" + e.name
+		}
+		e.sub = &fpDir{rel: rel}
+	case unix.S_IFREG:
+		e.kind = entryFile
+		e.stat = statKeyOf(&st)
+	case unix.S_IFLNK:
+		target, err := followLink(w.root, dirPath+"/"+e.name, &st)
+		if err != nil {
+			return err
+		}
+		e.kind = entryLink
+		e.stat = statKeyOf(&st)
+		e.path = target
+	default:
+		e.kind = 0
+	}
+	return nil
+}
+
+// reuse takes e's hash from the first of olds when that is the same
+// entry with the same stat, remembered long enough ago to be trusted;
+// otherwise it queues e to be hashed, reading e.path when set (a
+// symlink's target, a single file) and the file in dirPath otherwise.
+// The path is joined only here, so trusted files cost no allocation.
+func (w *treeWalk) reuse(e *fpEntry, olds []fpEntry, dirPath string) {
+	if len(olds) > 0 {
+		o := &olds[0]
+		if o.name == e.name && o.kind == e.kind && o.stat == e.stat && e.stat.mtime < w.racyBefore {
+			e.hash = o.hash
+			e.path = ""
+			return
+		}
+	}
+	if e.path == "" {
+		e.path = dirPath + "/" + e.name
+	}
+	w.changed.Store(true)
+	w.mu.Lock()
+	w.stale = append(w.stale, e)
+	w.mu.Unlock()
+}
+
+// compareKeys orders entries by name, a folder's name read as if it
+// ended in "/". That only matters where one name is a prefix of the
+// other, and no name contains "/".
+func compareKeys(a, b *fpEntry) int {
+	switch {
+	case a.kind == entryDir && len(a.name) < len(b.name) && strings.HasPrefix(b.name, a.name):
+		return cmpByte('/', b.name[len(a.name)])
+	case b.kind == entryDir && len(b.name) < len(a.name) && strings.HasPrefix(a.name, b.name):
+		return cmpByte(a.name[len(b.name)], '/')
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+func cmpByte(a, b byte) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// followLink resolves a symlink inside an external folder and stats its
+// target into st; the target must be a file inside the folder, so the
 // fingerprint never depends on something outside what the stage names.
-func followLink(root, full, rel string) (fileStat, error) {
+func followLink(root, full string, st *unix.Stat_t) (string, error) {
 	target, err := filepath.EvalSymlinks(full)
 	if err != nil {
 		dest, _ := os.Readlink(full) // only for the message
-		return fileStat{}, fmt.Errorf("external input %s: dangling symlink to %q", full, dest)
+		return "", fmt.Errorf("external input %s: dangling symlink to %q", full, dest)
 	}
 	if r, err := filepath.Rel(root, target); err != nil || r == ".." || strings.HasPrefix(r, "../") {
-		return fileStat{}, fmt.Errorf("external input %s: symlink points outside %s (to %s)", full, root, target)
+		return "", fmt.Errorf("external input %s: symlink points outside %s (to %s)", full, root, target)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(target, &st); err != nil {
-		return fileStat{}, fmt.Errorf("stat %s: %w", target, err)
+	if err := unix.Stat(target, st); err != nil {
+		return "", fmt.Errorf("stat %s: %w", target, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fileStat{}, fmt.Errorf("external input %s: symlink to a folder is not followed", full)
+		return "", fmt.Errorf("external input %s: symlink to a folder is not followed", full)
 	}
-	return fileStat{rel: rel, path: target, size: st.Size, mtime: st.Mtim.Nano(), ino: st.Ino}, nil
+	return target, nil
 }
 
-// hashStale fills in each file's hash, from the cache when its stat is
-// unchanged and not racy, by reading it otherwise. It reports whether
-// anything had to be read.
-func hashStale(ctx context.Context, files []fileStat, cached map[string]fileStat, writtenAt int64) (bool, error) {
-	var todo []int
-	for i := range files {
-		c, ok := cached[files[i].rel]
-		if ok && c.sameStat(files[i]) && files[i].mtime < writtenAt-int64(racyWindow) {
-			files[i].hash = c.hash
-			continue
-		}
-		todo = append(todo, i)
-	}
-	if len(todo) == 0 {
-		return false, nil
+// hashStale reads and hashes the files the walk could not trust.
+func hashStale(ctx context.Context, stale []*fpEntry) error {
+	if len(stale) == 0 {
+		return nil
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU())
-	for _, i := range todo {
+	for _, e := range stale {
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			sum, err := hashFile(files[i].path)
-			files[i].hash = sum
+			sum, err := hashFile(e.path)
+			e.hash = sum
 			return err
 		})
 	}
-	return true, g.Wait()
+	return g.Wait()
 }
 
 func hashFile(path string) ([32]byte, error) {
@@ -284,60 +472,156 @@ func hashFile(path string) ([32]byte, error) {
 	return sum, nil
 }
 
-// The cache is a small binary file, not JSON: 300 000 entries must load in
-// well under the one second a warm `stitch status` may take.
-const fpMagic = "stitch-fp-1\n"
+// The memo is a compact binary file, not JSON: 300 000 entries must load
+// in a few milliseconds of the one second a warm `stitch status` may
+// take. Folders come in depth-first order, each with its stat and its
+// entries in key order:
+//
+//	magic, varint writtenAt, uvarint folders,
+//	per folder: string rel, varint size, mtime, ctime, uvarint ino,
+//	  uvarint entries, per entry: byte kind, string name,
+//	  and for files and links: varint size, mtime, ctime, uvarint ino, hash[32]
+//
+// where a string is a uvarint length and its bytes.
+const fpMagic = "stitch-fp-3\n"
 
-func readFPCache(path string) (map[string]fileStat, int64) {
+// readFPMemo reads a memo; a missing, old or damaged one reads as empty,
+// so everything is listed and hashed again.
+func readFPMemo(path string) *fpMemo {
+	empty := &fpMemo{}
 	data, err := os.ReadFile(path)
 	if err != nil || !bytes.HasPrefix(data, []byte(fpMagic)) {
-		return nil, 0 // no cache or an old format: everything is hashed again
+		return empty
 	}
-	r := bytes.NewReader(data[len(fpMagic):])
-	writtenAt, err1 := binary.ReadVarint(r)
-	n, err2 := binary.ReadUvarint(r)
-	if err1 != nil || err2 != nil || n > uint64(len(data)) {
-		return nil, 0
+	// One string for the whole file: every name is a substring of it,
+	// so decoding allocates per folder, not per file.
+	r := &memoReader{s: string(data[len(fpMagic):])}
+	m := &fpMemo{writtenAt: r.varint()}
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.s)) {
+		return empty
 	}
-	out := make(map[string]fileStat, n)
+	m.dirs = make(map[string]*fpDir, n)
 	for range n {
-		var f fileStat
-		relLen, err := binary.ReadUvarint(r)
-		if err != nil || relLen > uint64(r.Len()) {
-			return nil, 0
+		d := &fpDir{rel: r.str()}
+		d.stat = statKey{size: r.varint(), mtime: r.varint(), ctime: r.varint(), ino: r.uvarint()}
+		count := r.uvarint()
+		if r.bad || count > uint64(len(r.s)) {
+			return empty
 		}
-		rel := make([]byte, relLen)
-		io.ReadFull(r, rel) // length checked above
-		f.rel = string(rel)
-		size, e1 := binary.ReadVarint(r)
-		mtime, e2 := binary.ReadVarint(r)
-		ino, e3 := binary.ReadUvarint(r)
-		_, e4 := io.ReadFull(r, f.hash[:])
-		if err := errors.Join(e1, e2, e3, e4); err != nil {
-			return nil, 0
+		d.entries = make([]fpEntry, count)
+		for i := range d.entries {
+			e := &d.entries[i]
+			e.kind = r.u8()
+			e.name = r.str()
+			if e.kind != entryDir {
+				e.stat = statKey{size: r.varint(), mtime: r.varint(), ctime: r.varint(), ino: r.uvarint()}
+				r.sum(&e.hash)
+			}
 		}
-		f.size, f.mtime, f.ino = size, mtime, ino
-		out[f.rel] = f
+		if r.bad {
+			return empty
+		}
+		m.dirs[d.rel] = d
 	}
-	return out, writtenAt
+	return m
 }
 
-func writeFPCache(path string, files []fileStat, began int64) error {
+// memoReader decodes the memo; the first error sticks in bad.
+type memoReader struct {
+	s   string
+	off int
+	bad bool
+}
+
+func (r *memoReader) uvarint() uint64 {
+	var v uint64
+	for shift := 0; shift < 64 && r.off < len(r.s); shift += 7 {
+		b := r.s[r.off]
+		r.off++
+		v |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return v
+		}
+	}
+	r.bad = true
+	return 0
+}
+
+func (r *memoReader) varint() int64 {
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.PutVarint writes it
+}
+
+func (r *memoReader) u8() uint8 {
+	if r.off >= len(r.s) {
+		r.bad = true
+		return 0
+	}
+	r.off++
+	return r.s[r.off-1]
+}
+
+func (r *memoReader) str() string {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.s)-r.off) {
+		r.bad = true
+		return ""
+	}
+	r.off += int(n)
+	return r.s[r.off-int(n) : r.off]
+}
+
+func (r *memoReader) sum(h *[32]byte) {
+	if len(r.s)-r.off < len(h) {
+		r.bad = true
+		return
+	}
+	r.off += copy(h[:], r.s[r.off:])
+}
+
+func writeFPMemo(path string, top *fpDir, began int64) error {
 	return writeAtomic(path, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
+		bw := bufio.NewWriterSize(w, 1<<16)
 		bw.WriteString(fpMagic)
 		var buf [binary.MaxVarintLen64]byte
 		putV := func(v int64) { bw.Write(buf[:binary.PutVarint(buf[:], v)]) }
 		putU := func(v uint64) { bw.Write(buf[:binary.PutUvarint(buf[:], v)]) }
+		putS := func(s string) { putU(uint64(len(s))); bw.WriteString(s) }
+
+		var dirs []*fpDir
+		var collect func(d *fpDir)
+		collect = func(d *fpDir) {
+			dirs = append(dirs, d)
+			for i := range d.entries {
+				if sub := d.entries[i].sub; sub != nil {
+					collect(sub)
+				}
+			}
+		}
+		collect(top)
+
 		putV(began)
-		putU(uint64(len(files)))
-		for _, f := range files {
-			putU(uint64(len(f.rel)))
-			bw.WriteString(f.rel)
-			putV(f.size)
-			putV(f.mtime)
-			putU(f.ino)
-			bw.Write(f.hash[:])
+		putU(uint64(len(dirs)))
+		for _, d := range dirs {
+			putS(d.rel)
+			putV(d.stat.size)
+			putV(d.stat.mtime)
+			putV(d.stat.ctime)
+			putU(d.stat.ino)
+			putU(uint64(len(d.entries)))
+			for i := range d.entries {
+				e := &d.entries[i]
+				bw.WriteByte(e.kind)
+				putS(e.name)
+				if e.kind != entryDir {
+					putV(e.stat.size)
+					putV(e.stat.mtime)
+					putV(e.stat.ctime)
+					putU(e.stat.ino)
+					bw.Write(e.hash[:])
+				}
+			}
 		}
 		return bw.Flush() // bufio keeps the first write error and returns it here
 	})

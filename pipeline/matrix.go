@@ -7,16 +7,59 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// variant is one expansion of a stage's matrix.
+// variant is one expansion of a stage's matrix, possibly joined with the
+// variants of producers it fans out over.
 type variant struct {
 	// suffix is appended to the base name: "", "[vgg16,0.6]" or "-A".
 	suffix string
-	// values are the matrix values by key, set as parameters of the same
-	// name and available as ${matrix.key}.
+	// values are the stage's own matrix values by key, set as parameters
+	// of the same name and available as ${matrix.key}.
 	values map[string]*yaml.Node
-	// match holds the values as spelled in the name, to bind consumers.
-	match    map[string]string
+	// match holds every matrix value, own and inherited, in flow YAML
+	// ("[32]"), to bind consumers: the name's spelling may drop brackets,
+	// and two spellings must never bind as equal by accident.
+	match map[string]string
+	// spelled holds the values as spelled in the name ("32").
+	spelled  map[string]string
 	keyNodes map[string]*yaml.Node
+	// inherited are keys taken from producers the stage fans out over;
+	// they only bind, they set no parameter.
+	inherited map[string]bool
+	// named says the key "name" is an include entry's name, spelled
+	// "-A" rather than inside the brackets.
+	named bool
+}
+
+func newVariant() variant {
+	return variant{values: map[string]*yaml.Node{}, match: map[string]string{},
+		spelled: map[string]string{}, keyNodes: map[string]*yaml.Node{}, inherited: map[string]bool{}}
+}
+
+func (v variant) clone() variant {
+	return variant{values: clone(v.values), match: clone(v.match), spelled: clone(v.spelled),
+		keyNodes: clone(v.keyNodes), inherited: clone(v.inherited), named: v.named}
+}
+
+// makeSuffix spells the variant in a stage name: an include name as
+// "-A", then every other key's value in sorted key order inside brackets,
+// so a fanned-out consumer ends like the producer it came from.
+func (v variant) makeSuffix() string {
+	var b strings.Builder
+	if v.named {
+		b.WriteString("-" + v.spelled["name"])
+	}
+	sep := "["
+	for _, k := range sortedKeys(v.spelled) {
+		if v.named && k == "name" {
+			continue
+		}
+		b.WriteString(sep + v.spelled[k])
+		sep = ","
+	}
+	if sep == "," {
+		b.WriteString("]")
+	}
+	return b.String()
 }
 
 // matrix expands a stage's `matrix:`. Two forms, not mixed:
@@ -26,8 +69,9 @@ type variant struct {
 // is the cartesian product. Keys are taken in sorted order, the first
 // varying slowest; each key's values keep the order of their list; the name
 // lists the values in key order: train[vgg16,0.6], train[vgg16,0.8],
-// train[resnet50,0.6], train[resnet50,0.8]. Sorting the keys keeps names
-// stable when the keys are reordered in the file. And
+// train[resnet50,0.6], train[resnet50,0.8] (list values spelled by
+// spellValues). Sorting the keys keeps names stable when the keys are
+// reordered in the file. And
 //
 //	matrix: {include: [{name: A, backbone: vgg16}, {name: B, head: [1024]}]}
 //
@@ -53,7 +97,7 @@ func (l *loader) matrix(rs *rawStage) []variant {
 	}
 	slices.SortFunc(entries, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
 
-	out := []variant{{values: map[string]*yaml.Node{}, match: map[string]string{}, keyNodes: map[string]*yaml.Node{}}}
+	out := []variant{newVariant()}
 	for _, e := range entries {
 		if !paramNameRE.MatchString(e.key.Value) {
 			l.errorf(e.key, "stage %s: matrix key %q: use letters, digits, '_' and '-'", rs.name, e.key.Value)
@@ -70,24 +114,71 @@ func (l *loader) matrix(rs *rawStage) []variant {
 			}
 			seen[flowText(val)] = true
 		}
+		spelled := spellValues(e.val.Content)
 		var next []variant
 		for _, v := range out {
-			for _, val := range e.val.Content {
-				text := flowText(val)
-				nv := variant{values: clone(v.values), match: clone(v.match), keyNodes: clone(v.keyNodes)}
+			for i, val := range e.val.Content {
+				nv := v.clone()
 				nv.values[e.key.Value] = val
-				nv.match[e.key.Value] = text
+				nv.match[e.key.Value] = flowText(val)
+				nv.spelled[e.key.Value] = spelled[i]
 				nv.keyNodes[e.key.Value] = e.key
-				nv.suffix = v.suffix + "," + text
 				next = append(next, nv)
 			}
 		}
 		out = next
 	}
 	for i := range out {
-		out[i].suffix = "[" + out[i].suffix[1:] + "]"
+		out[i].suffix = out[i].makeSuffix()
 	}
 	return out
+}
+
+// spellValues spells one matrix key's values for stage names. A scalar is
+// itself; a list of one scalar is that scalar ([32] -> 32); a list of
+// numbers joins them with "x" ([32, 64] -> 32x64, as layer sizes are
+// written), which no number contains; anything else keeps its flow YAML
+// ([relu, tanh]). Should two values of the key then spell alike ([32] and
+// 32), every value of the key keeps its flow YAML, so names stay unique.
+func spellValues(vals []*yaml.Node) []string {
+	out := make([]string, len(vals))
+	seen := map[string]bool{}
+	for i, val := range vals {
+		out[i] = spell(val)
+		if seen[out[i]] {
+			for j, val := range vals {
+				out[j] = flowText(val)
+			}
+			return out
+		}
+		seen[out[i]] = true
+	}
+	return out
+}
+
+func spell(n *yaml.Node) string {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		return flowText(n)
+	}
+	numbers := true
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return flowText(n)
+		}
+		tag := c.ShortTag()
+		numbers = numbers && (tag == "!!int" || tag == "!!float") && !strings.ContainsAny(c.Value, "xX")
+	}
+	if len(n.Content) == 1 && !strings.ContainsAny(n.Content[0].Value, ",[]{}") {
+		return n.Content[0].Value
+	}
+	if !numbers {
+		return flowText(n)
+	}
+	parts := make([]string, len(n.Content))
+	for i, c := range n.Content {
+		parts[i] = c.Value
+	}
+	return strings.Join(parts, "x")
 }
 
 func (l *loader) include(rs *rawStage, n *yaml.Node) []variant {
@@ -98,7 +189,7 @@ func (l *loader) include(rs *rawStage, n *yaml.Node) []variant {
 	var out []variant
 	names := map[string]bool{}
 	for _, item := range n.Content {
-		v := variant{values: map[string]*yaml.Node{}, match: map[string]string{}, keyNodes: map[string]*yaml.Node{}}
+		v := newVariant()
 		for _, kv := range l.pairs(item, "matrix include key") {
 			v.values[kv.key.Value] = kv.val
 			v.keyNodes[kv.key.Value] = kv.key
@@ -116,8 +207,10 @@ func (l *loader) include(rs *rawStage, n *yaml.Node) []variant {
 			continue
 		}
 		names[name.Value] = true
-		v.suffix = "-" + name.Value
+		v.named = true
 		v.match["name"] = name.Value
+		v.spelled["name"] = name.Value
+		v.suffix = v.makeSuffix()
 		out = append(out, v)
 	}
 	return out

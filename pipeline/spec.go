@@ -40,7 +40,8 @@ type Stage struct {
 	// Base is the stage's name in the file.
 	Base string
 	// Variant holds the matrix values that made this stage (nil without a
-	// matrix), as they are spelled in its name.
+	// matrix), as they are spelled in its name, including those inherited
+	// from the producers it fans out over.
 	Variant map[string]string
 	Kind    Kind
 	// Params is the decoded parameter struct (a pointer from NewParams).
@@ -56,6 +57,8 @@ type Stage struct {
 	Pos Pos
 	// Deps are the producers of the inputs, sorted by name, unique.
 	Deps []*Stage
+
+	variant variant // how the stage was made, for binding and fan-out
 }
 
 // Input is one bound input of a stage.
@@ -143,10 +146,20 @@ type rawStage struct {
 	needs     *yaml.Node
 	with      *yaml.Node
 	matrix    *yaml.Node
-	variants  []variant
 	expanded  []*Stage
 	needNodes map[*Stage]map[string]*yaml.Node // per variant: input -> interpolated needs value
+	state     expandState
 }
+
+// expandState tracks the depth-first expansion of stages: a consumer that
+// fans out needs its producers' variants first.
+type expandState int
+
+const (
+	unexpanded expandState = iota
+	expanding
+	expanded
+)
 
 func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 	var doc yaml.Node
@@ -202,8 +215,12 @@ func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 	if len(raws) == 0 && len(l.errs) == before {
 		l.errorf(stagesNode, "no stages: a pipeline needs a `stages:` mapping")
 	}
+	byRaw := make(map[string]*rawStage, len(raws))
 	for _, rs := range raws {
-		l.expandStage(p, rs, vars, varNames)
+		byRaw[rs.name] = rs
+	}
+	for _, rs := range raws {
+		l.expandStage(p, rs, byRaw, vars, varNames)
 	}
 	for _, rs := range raws {
 		for _, s := range rs.expanded {
@@ -308,54 +325,184 @@ func (l *loader) stages(n *yaml.Node, reg *Registry) []*rawStage {
 
 // expandStage makes one Stage per matrix variant, with its parameters
 // decoded and its needs interpolated (bound later, when every stage of the
-// file is known).
-func (l *loader) expandStage(p *Pipeline, rs *rawStage, vars map[string]*yaml.Node, varNames []string) {
-	rs.variants = l.matrix(rs)
+// file is known). A stage that fans out over a producer needs that
+// producer's variants, so producers referenced by base name are expanded
+// first, depth first; a cycle stops the descent and is reported by order.
+func (l *loader) expandStage(p *Pipeline, rs *rawStage, raws map[string]*rawStage,
+	vars map[string]*yaml.Node, varNames []string,
+) {
+	if rs.state != unexpanded {
+		return
+	}
+	rs.state = expanding
+	defer func() { rs.state = expanded }()
+
 	rs.needNodes = map[*Stage]map[string]*yaml.Node{}
 	params := paramNames(rs.kind)
-	for _, v := range rs.variants {
-		s := &Stage{Name: rs.name + v.suffix, Base: rs.name, Variant: v.match, Kind: rs.kind, Pos: l.pos(rs.key)}
-		if prev, dup := p.byName[s.Name]; dup {
-			l.errorf(rs.key, "duplicate stage %q (also made by %s at %s)", s.Name, prev.Base, prev.Pos)
-			continue
-		}
-
+	for _, own := range l.matrix(rs) {
 		scope := vars
 		names := varNames
-		if len(v.values) > 0 {
-			scope = make(map[string]*yaml.Node, len(vars)+len(v.values))
+		if len(own.values) > 0 {
+			scope = make(map[string]*yaml.Node, len(vars)+len(own.values))
 			for k, n := range vars {
 				scope[k] = n
 			}
-			for k, n := range v.values {
+			for k, n := range own.values {
 				scope["matrix."+k] = n
 			}
 			names = sortedKeys(scope)
 		}
-
-		with := l.withOverrides(rs, v, params)
-		if with != nil {
-			with = l.interpolate(with, scope, names)
-		}
-		s.Params = l.decodeParams(rs.kind, with, s.Name)
-		s.Explicit = explicitKeys(with)
 
 		needs := map[string]*yaml.Node{}
 		for _, kv := range l.pairs(rs.needs, "input") {
 			needs[kv.key.Value] = l.interpolate(kv.val, scope, names)
 			needs["\x00key:"+kv.key.Value] = kv.key
 		}
-		rs.needNodes[s] = needs
-		rs.expanded = append(rs.expanded, s)
-		p.byName[s.Name] = s
-		p.bases[rs.name] = append(p.bases[rs.name], s)
+		fanned, producerKeys := l.fanOut(p, rs, own, needs, raws, vars, varNames)
+
+		with := l.withOverrides(rs, own, params, producerKeys)
+		if with != nil {
+			with = l.interpolate(with, scope, names)
+		}
+		for _, v := range fanned {
+			s := &Stage{Name: rs.name + v.suffix, Base: rs.name, Variant: v.spelled, Kind: rs.kind,
+				Pos: l.pos(rs.key), variant: v}
+			if len(v.spelled) == 0 {
+				s.Variant = nil
+			}
+			if prev, dup := p.byName[s.Name]; dup {
+				l.errorf(rs.key, "duplicate stage %q (also made by %s at %s)", s.Name, prev.Base, prev.Pos)
+				continue
+			}
+			// Each variant decodes its own copy: Params is a pointer the
+			// kind may keep.
+			s.Params = l.decodeParams(rs.kind, with, s.Name)
+			s.Explicit = explicitKeys(with)
+			rs.needNodes[s] = needs
+			rs.expanded = append(rs.expanded, s)
+			p.byName[s.Name] = s
+			p.bases[rs.name] = append(p.bases[rs.name], s)
+		}
 	}
+}
+
+// fanOut joins a stage's own variant with the variants of every matrix
+// stage it names by base name on an input that takes one artifact and
+// whose matrix keys the variant does not already have: one variant per
+// agreeing combination, the inherited keys binding only. It also returns
+// the matrix keys of every producer named by base name, Many inputs
+// included, which a matrix of the consumer may use without a parameter.
+func (l *loader) fanOut(p *Pipeline, rs *rawStage, own variant, needs map[string]*yaml.Node,
+	raws map[string]*rawStage, vars map[string]*yaml.Node, varNames []string,
+) ([]variant, map[string]bool) {
+	out := []variant{own}
+	keys := map[string]bool{}
+	ports := slices.Clone(rs.kind.Inputs())
+	slices.SortFunc(ports, func(a, b Port) int { return strings.Compare(a.Name, b.Name) })
+	for _, in := range ports {
+		val, ok := needs[in.Name]
+		if !ok {
+			continue
+		}
+		refs := []*yaml.Node{val}
+		if val.Kind == yaml.SequenceNode {
+			refs = val.Content
+		}
+		for _, rn := range refs {
+			base := refStage(rn)
+			producer, ok := raws[base]
+			if !ok || producer == rs {
+				continue // a full name, an unknown stage or a self-loop: bind reports it
+			}
+			l.expandStage(p, producer, raws, vars, varNames)
+			if producer.state != expanded || len(producer.expanded) == 0 {
+				continue // on a cycle, or invalid: reported elsewhere
+			}
+			pv := producer.expanded[0].variant
+			for k := range pv.match {
+				keys[k] = true
+			}
+			if in.Many || len(pv.match) == 0 || subset(pv.match, out[0].match) {
+				continue // gathered, not a matrix, or bound variant by variant
+			}
+			next := joinVariants(out, producer.expanded)
+			if len(next) == 0 {
+				l.errorf(rn, "stage %s: input %q: no variant of %s agrees with the variants of %s so far",
+					rs.name, in.Name, base, rs.name)
+				continue
+			}
+			out = next
+		}
+	}
+	for i := range out {
+		out[i].suffix = out[i].makeSuffix()
+	}
+	return out, keys
+}
+
+// refStage returns the stage part of a "stage.output" reference, or "".
+func refStage(n *yaml.Node) string {
+	if n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	i := strings.LastIndexByte(n.Value, '.')
+	if i <= 0 {
+		return ""
+	}
+	return n.Value[:i]
+}
+
+// subset reports whether every key of a is a key of b.
+func subset(a, b map[string]string) bool {
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// joinVariants pairs each variant with each producer variant that agrees
+// on their common keys, the variant varying slowest, and adds the
+// producer's other keys as inherited ones.
+func joinVariants(vs []variant, producers []*Stage) []variant {
+	var out []variant
+	for _, v := range vs {
+		for _, ps := range producers {
+			pv := ps.variant
+			agree := true
+			for k, val := range pv.match {
+				if own, ok := v.match[k]; ok && own != val {
+					agree = false
+				}
+			}
+			if !agree {
+				continue
+			}
+			nv := v.clone()
+			for k, val := range pv.match {
+				if _, ok := nv.match[k]; ok {
+					continue
+				}
+				nv.match[k] = val
+				nv.spelled[k] = pv.spelled[k]
+				nv.inherited[k] = true
+				if k == "name" && pv.named {
+					nv.named = true
+				}
+			}
+			out = append(out, nv)
+		}
+	}
+	return out
 }
 
 // withOverrides returns the stage's `with:` with the variant's matrix
 // values set on the parameters of the same name. A matrix key that is no
-// parameter must at least be used as ${matrix.key}, or it is a typo.
-func (l *loader) withOverrides(rs *rawStage, v variant, params []string) *yaml.Node {
+// parameter must be used as ${matrix.key} or be a matrix key of a
+// producer the stage names (producerKeys), to bind by; otherwise it is a
+// typo.
+func (l *loader) withOverrides(rs *rawStage, v variant, params []string, producerKeys map[string]bool) *yaml.Node {
 	if len(v.values) == 0 {
 		return rs.with
 	}
@@ -370,8 +517,9 @@ func (l *loader) withOverrides(rs *rawStage, v variant, params []string) *yaml.N
 	}
 	for _, k := range sortedKeys(v.values) {
 		if !slices.Contains(params, k) {
-			if k != "name" && !usesVar(rs, "matrix."+k) {
-				l.errorf(v.keyNodes[k], "stage %s: matrix key %q is no parameter of kind %s and no ${matrix.%s} uses it%s",
+			if k != "name" && !usesVar(rs, "matrix."+k) && !producerKeys[k] {
+				l.errorf(v.keyNodes[k], "stage %s: matrix key %q is no parameter of kind %s, "+
+					"no ${matrix.%s} uses it and no producer it names varies over it%s",
 					rs.name, k, rs.kind.Name(), k, hintFor(k, params))
 			}
 			continue
@@ -540,19 +688,17 @@ func (l *loader) resolve(p *Pipeline, s *Stage, n *yaml.Node, in Port) []Ref {
 
 // matching picks the variants of a matrix stage that a consumer binds.
 func matching(variants []*Stage, consumer *Stage) []*Stage {
-	if len(variants) == 1 || len(variants[0].Variant) == 0 {
+	if len(variants) == 1 || len(variants[0].variant.match) == 0 {
 		return variants
 	}
-	for k := range variants[0].Variant {
-		if _, ok := consumer.Variant[k]; !ok {
-			return variants // the consumer does not vary over k: it takes them all
-		}
+	if !subset(variants[0].variant.match, consumer.variant.match) {
+		return variants // the consumer does not vary over some key: it takes them all
 	}
 	var out []*Stage
 	for _, v := range variants {
 		same := true
-		for k, val := range v.Variant {
-			same = same && consumer.Variant[k] == val
+		for k, val := range v.variant.match {
+			same = same && consumer.variant.match[k] == val
 		}
 		if same {
 			out = append(out, v)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,8 +107,13 @@ stages:
 		{"many variants into one input", `
 stages:
   a: {uses: source, matrix: {value: [x, y]}}
-  b: {uses: upper, needs: {in: a.out}}
+  b: {uses: upper, needs: {in: ["a[x].out", "a[y].out"]}}
 `, []string{`input "in" takes one artifact, but this binds 2 (a[x].out, a[y].out)`}},
+		{"fan-out that agrees with nothing", `
+stages:
+  a: {uses: source, matrix: {value: [x, y], lines: [1]}}
+  b: {uses: upper, needs: {in: a.out}, matrix: {value: [z]}}
+`, []string{`p.yaml:4:32: stage b: input "in": no variant of a agrees with the variants of b so far`}},
 		{"cycle of three", `
 stages:
   c: {uses: upper, needs: {in: b.out}}
@@ -121,6 +127,11 @@ stage: {}
 stages:
   a: {uses: source, matrix: {valeu: [x]}}
 `, []string{`matrix key "valeu" is no parameter of kind source`}},
+		{"matrix key no producer has", `
+stages:
+  a: {uses: source, matrix: {value: [x]}}
+  b: {uses: upper, needs: {in: a.out}, matrix: {head: [x]}}
+`, []string{`matrix key "head" is no parameter of kind upper, no ${matrix.head} uses it and no producer`}},
 		{"syntax", "stages: [\n", []string{"p.yaml:"}},
 	}
 	for _, tc := range tests {
@@ -220,6 +231,159 @@ stages:
 	b, _ := p.Lookup("alt-B")
 	if got := b.Params.(*testkinds.UpperParams); got.Suffix != "B-b" || got.Scale != 1 {
 		t.Errorf("alt-B params %+v", got)
+	}
+}
+
+// A stage that names a matrix stage by its base name on an input taking
+// one artifact fans out: one variant per producer variant, named with the
+// producer's suffix, binding the matching variant all the way down.
+func TestFanOut(t *testing.T) {
+	reg, _ := registry(t)
+	tests := []struct {
+		name  string
+		src   string
+		order []string            // p.Stages
+		binds map[string][]string // stage -> "input=ref" of every bound input
+	}{
+		{"chain and gather", `
+stages:
+  a: {uses: source}
+  train: {uses: upper, needs: {in: a.out}, matrix: {suffix: [x, y]}}
+  predict: {uses: upper, needs: {in: train.out}}
+  evaluate: {uses: upper, needs: {in: predict.out}}
+  table: {uses: join, needs: {in: evaluate.out}}
+`,
+			[]string{"a", "train[x]", "predict[x]", "evaluate[x]", "train[y]", "predict[y]", "evaluate[y]", "table"},
+			map[string][]string{
+				"predict[x]":  {"in=train[x].out"},
+				"evaluate[y]": {"in=predict[y].out"},
+				"table":       {"in=evaluate[x].out", "in=evaluate[y].out"},
+			}},
+		{"own matrix plus fan-out", `
+stages:
+  train: {uses: source, matrix: {value: [x, y]}}
+  eval: {uses: upper, needs: {in: train.out}, matrix: {suffix: [s, t]}}
+`,
+			[]string{"train[x]", "eval[s,x]", "eval[t,x]", "train[y]", "eval[s,y]", "eval[t,y]"},
+			map[string][]string{"eval[t,y]": {"in=train[y].out"}, "eval[s,x]": {"in=train[x].out"}}},
+		{"product of two producers", `
+stages:
+  a: {uses: source, matrix: {value: [x, y]}}
+  b: {uses: source, matrix: {lines: [1, 2]}}
+  p: {uses: pair, needs: {left: a.out, right: b.out}}
+`,
+			[]string{"a[x]", "a[y]", "b[1]", "b[2]", "p[1,x]", "p[1,y]", "p[2,x]", "p[2,y]"},
+			map[string][]string{"p[2,x]": {"left=a[x].out", "right=b[2].out"}}},
+		{"two producers over the same keys", `
+stages:
+  train: {uses: source, matrix: {value: [x, y]}}
+  predict: {uses: upper, needs: {in: train.out}}
+  eval: {uses: pair, needs: {left: predict.out, right: train.out}}
+`,
+			[]string{"train[x]", "predict[x]", "eval[x]", "train[y]", "predict[y]", "eval[y]"},
+			map[string][]string{"eval[y]": {"left=predict[y].out", "right=train[y].out"}}},
+		{"explicit matrix over a producer's key", `
+stages:
+  train: {uses: source, matrix: {value: [x, y]}}
+  predict: {uses: upper, needs: {in: train.out}}
+  eval: {uses: upper, needs: {in: predict.out}, matrix: {value: [y, x]}}
+`,
+			[]string{"train[x]", "predict[x]", "eval[x]", "train[y]", "predict[y]", "eval[y]"},
+			map[string][]string{"eval[x]": {"in=predict[x].out"}}},
+		{"include producer", `
+stages:
+  alt:
+    uses: source
+    matrix: {include: [{name: A, value: a}, {name: B}]}
+  use: {uses: upper, needs: {in: alt.out}}
+  all: {uses: join, needs: {in: use.out, extra: "alt-B.out"}}
+`,
+			[]string{"alt-A", "alt-B", "use-A", "use-B", "all"},
+			map[string][]string{"use-B": {"in=alt-B.out"}, "all": {"extra=alt-B.out", "in=use-A.out", "in=use-B.out"}}},
+		{"a full name does not fan out", `
+stages:
+  train: {uses: source, matrix: {value: [x, y]}}
+  best: {uses: upper, needs: {in: "train[y].out"}}
+`,
+			[]string{"train[x]", "train[y]", "best"},
+			map[string][]string{"best": {"in=train[y].out"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parse(t, reg, tc.src)
+			if diff := cmp.Diff(tc.order, stageNames(p)); diff != "" {
+				t.Errorf("stages (-want +got):\n%s", diff)
+			}
+			for name, want := range tc.binds {
+				s, ok := p.Lookup(name)
+				if !ok {
+					t.Errorf("no stage %s", name)
+					continue
+				}
+				var got []string
+				for _, in := range s.Inputs {
+					for _, r := range in.Refs {
+						got = append(got, in.Name+"="+r.String())
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s binds (-want +got):\n%s", name, diff)
+				}
+			}
+		})
+	}
+}
+
+// Inherited matrix keys bind only: they set no parameter of the consumer,
+// whose own parameters keep what the file says.
+func TestFanOutSetsNoParameter(t *testing.T) {
+	reg, _ := registry(t)
+	p := parse(t, reg, `
+stages:
+  train: {uses: source, matrix: {value: [x, y]}}
+  eval: {uses: upper, needs: {in: train.out}, matrix: {suffix: [s]}, with: {scale: 2}}
+`)
+	s, _ := p.Lookup("eval[s,y]")
+	if diff := cmp.Diff(&testkinds.UpperParams{Suffix: "s", Scale: 2}, s.Params); diff != "" {
+		t.Errorf("params (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"scale", "suffix"}, s.Explicit); diff != "" {
+		t.Errorf("explicit (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"suffix": "s", "value": "y"}, s.Variant); diff != "" {
+		t.Errorf("variant (-want +got):\n%s", diff)
+	}
+}
+
+// List values of a matrix are spelled without brackets where that stays
+// unambiguous.
+func TestMatrixListNames(t *testing.T) {
+	reg, _ := registry(t)
+	tests := []struct {
+		matrix string
+		want   []string
+	}{
+		{"{sizes: [[32], [128]]}", []string{"p[128]", "p[32]"}},
+		{"{sizes: [[32, 64], [32], [1.5, 0x10]]}", []string{"p[32]", "p[32x64]", "p[[1.5, 0x10]]"}},
+		{"{labels: [[relu], [relu, tanh]]}", []string{"p[[relu, tanh]]", "p[relu]"}},
+		{"{labels: [[a, b]], sizes: [[1, 2]]}", []string{"p[[a, b],1x2]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.matrix, func(t *testing.T) {
+			src := "stages:\n  s: {uses: source}\n  p: {uses: pair, needs: {left: s.out, right: s.out}, matrix: " +
+				tc.matrix + "}\n"
+			p := parse(t, reg, src)
+			var got []string
+			for _, s := range p.Stages {
+				if s.Base == "p" {
+					got = append(got, s.Name)
+				}
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -264,3 +264,37 @@ func TestEightConcurrentRuns(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }
+
+// `stitch dag` of a pipeline whose stages fan out over a matrix shows one
+// node per variant, each bound to its own producer.
+func TestDagFanOut(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fan.yaml")
+	write(t, file, `
+stages:
+  data: {uses: source}
+  train: {uses: upper, needs: {in: data.out}, matrix: {suffix: [x, y]}}
+  predict: {uses: upper, needs: {in: train.out}}
+  table: {uses: join, needs: {in: predict.out}}
+`)
+	tests := []struct {
+		format string
+		want   []string
+	}{
+		{"text", []string{"predict[x] (upper)\n  in <- train[x].out\n", "predict[y] (upper)\n  in <- train[y].out\n",
+			"table (join)\n  in <- predict[x].out, predict[y].out\n"}},
+		{"dot", []string{`"train[x]" -> "predict[x]"`, `"train[y]" -> "predict[y]"`, `"predict[y]" -> "table"`}},
+		{"mermaid", []string{`["predict[x]<br/>upper"]`}},
+	}
+	for _, tc := range tests {
+		code, out, errOut := stitch(t, t.Context(), dir, "dag", file, "--format", tc.format)
+		if code != exitOK {
+			t.Fatalf("dag --format %s: exit %d\n%s", tc.format, code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("dag --format %s:\n%s\nlacks\n%s", tc.format, out, w)
+			}
+		}
+	}
+}

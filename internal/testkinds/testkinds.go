@@ -57,7 +57,7 @@ func (c *Counter) Take() map[string]int {
 
 // All returns the test kinds, counting runs in c (which may be nil).
 func All(c *Counter) []pipeline.Kind {
-	return []pipeline.Kind{source{c}, upper{c}, join{c}, number{c}, slow{c}}
+	return []pipeline.Kind{source{c}, upper{c}, join{c}, number{c}, slow{c}, pair{c}}
 }
 
 var textSchema = arrow.NewSchema([]arrow.Field{{Name: "line", Type: arrow.BinaryTypes.String}},
@@ -258,6 +258,44 @@ func (join) Report(ctx context.Context, env pipeline.ReportEnv) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(env.ExportDir, "joined.txt"), []byte(strings.Join(lines, "\n")), 0o644)
+}
+
+// pair joins two single inputs, left then right: a consumer of two
+// matrix stages at once, to test fan-out over both. Its list parameters
+// test how list values of a matrix are spelled in names.
+type pair struct{ c *Counter }
+
+// PairParams are the parameters of kind "pair".
+type PairParams struct {
+	Sizes  []int    `yaml:"sizes"`
+	Labels []string `yaml:"labels"`
+}
+
+func (pair) Name() string    { return "pair" }
+func (pair) Version() string { return "1" }
+func (pair) Inputs() []pipeline.Port {
+	return []pipeline.Port{text("left", "first lines"), text("right", "last lines")}
+}
+func (pair) Outputs() []pipeline.Port { return []pipeline.Port{text("out", "left then right")} }
+func (pair) NewParams() any           { return &PairParams{} }
+
+func (pr pair) Run(ctx context.Context, run pipeline.Run, params any) error {
+	pr.c.add(run.Stage())
+	var all []string
+	for _, name := range []string{"left", "right"} {
+		id, _ := run.Input(name) // required inputs: the engine bound them
+		lines, err := readLines(run.Store(), id)
+		if err != nil {
+			return err
+		}
+		all = append(all, lines...)
+	}
+	id, err := putLines(run.Store(), all)
+	if err != nil {
+		return err
+	}
+	run.SetOutput("out", id)
+	return nil
 }
 
 // number writes an artifact of another kind, to test kind checks.
