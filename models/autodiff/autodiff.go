@@ -44,7 +44,9 @@ func Backward(g *onnxpb.GraphProto, out, seed string, wrt []string, opts Options
 // tuning picks between formulations of the same gradient; the zero value is
 // the default, and benchmarks try the others.
 type tuning struct {
-	unfold int // unfoldConv or unfoldSlice
+	unfold     int  // unfoldConv or unfoldSlice, for weightGrad = wgradPerSample
+	weightGrad int  // wgradAuto, wgradGemm or wgradPerSample
+	perTapGemm bool // one weight-gradient product per kernel tap, not one of all taps
 }
 
 func backward(g *onnxpb.GraphProto, out, seed string, wrt []string, opts Options,
@@ -61,7 +63,7 @@ func backward(g *onnxpb.GraphProto, out, seed string, wrt []string, opts Options
 	if err != nil {
 		return nil, err
 	}
-	b.unfoldMode = tune.unfold
+	b.tune = tune
 	for _, in := range g.Input {
 		if s, ok := opts.InputShapes[in.GetName()]; ok {
 			if tt := in.GetType().GetTensorType(); tt != nil {
@@ -251,7 +253,7 @@ type builder struct {
 	consts  map[string]*onnxpb.TensorProto // initializers and Constant outputs
 	cur     *onnxpb.NodeProto              // node being differentiated, for names
 
-	unfoldMode int
+	tune tuning
 
 	nodes    []*onnxpb.NodeProto
 	inits    []*onnxpb.TensorProto

@@ -69,13 +69,23 @@ func BenchmarkConvGrad(b *testing.B) {
 				attrIs("output_padding", []int64{(cb.hw + 2*pad - cb.k) % cb.stride, (cb.hw + 2*pad - cb.k) % cb.stride}))
 			benchGraph(b, t.g, []string{"x", "w", "seed"}, shapes, "dx", xs)
 		})
-		b.Run(cb.name+"/dW_default_unfoldconv", func(b *testing.B) {
-			g, out := grad("w", tuning{unfold: unfoldConv})
+		b.Run(cb.name+"/dW_default", func(b *testing.B) {
+			g, out := grad("w", tuning{})
 			benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
 		})
 		if cb.k > 1 {
-			b.Run(cb.name+"/dW_unfoldslice", func(b *testing.B) {
-				g, out := grad("w", tuning{unfold: unfoldSlice})
+			b.Run(cb.name+"/dW_pertap", func(b *testing.B) {
+				g, out := grad("w", tuning{perTapGemm: true})
+				benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
+			})
+		}
+		b.Run(cb.name+"/dW_persample_unfoldconv", func(b *testing.B) {
+			g, out := grad("w", tuning{weightGrad: wgradPerSample, unfold: unfoldConv})
+			benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
+		})
+		if cb.k > 1 {
+			b.Run(cb.name+"/dW_persample_unfoldslice", func(b *testing.B) {
+				g, out := grad("w", tuning{weightGrad: wgradPerSample, unfold: unfoldSlice})
 				benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
 			})
 		}

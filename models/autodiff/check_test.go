@@ -21,6 +21,7 @@ type testGraph struct {
 	values map[string][]float64 // input data
 	params []string             // inputs to differentiate
 	rng    *rand.Rand
+	tune   tuning // formulation choices under test
 }
 
 func newTestGraph(dtype int32, seed uint64) *testGraph {
@@ -180,7 +181,7 @@ func checkGradients(t *testing.T, tg *testGraph, out string) error {
 		seed[i] = tg.rng.Float64()*2 - 1
 	}
 	tg.values["seed"] = seed
-	names, err := Backward(grad, out, "seed", tg.params, Options{InputShapes: shapes})
+	names, err := backward(grad, out, "seed", tg.params, Options{InputShapes: shapes}, tg.tune)
 	if err != nil {
 		return err
 	}

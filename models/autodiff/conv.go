@@ -7,8 +7,22 @@ import (
 	"stitch/models/onnxpb"
 )
 
-// Unfold formulations for the weight gradient of a k×k convolution; see
-// BenchmarkConvGrad for the measurements behind the default.
+// Formulations of the weight gradient; see BenchmarkConvGrad and
+// BenchmarkTunings for the measurements behind the defaults.
+const (
+	// wgradAuto picks per layer by the sizes of the intermediates (see
+	// convWeightGrad).
+	wgradAuto = iota
+	// wgradGemm contracts over batch and pixels at once: one Gemm (or one
+	// MatMul batched over groups) of dY and the input unfolded, both
+	// batch-transposed to [channels, N*oh*ow].
+	wgradGemm
+	// wgradPerSample multiplies per sample and sums the N products: its
+	// intermediate is N times the size of dW, which dominates deep layers.
+	wgradPerSample
+)
+
+// Unfold formulations for wgradPerSample.
 const (
 	unfoldConv  = iota // a grouped Conv with one-hot kernels
 	unfoldSlice        // Pad, then k×k strided Slices concatenated
@@ -49,9 +63,9 @@ func (b *builder) planConv(n *onnxpb.NodeProto) (convPlan, error) {
 // gradConv differentiates Conv. The input gradient is a Conv of dY with the
 // kernel flipped in space and transposed in channels when the stride is 1
 // (as fast as the forward pass), a Conv plus zero interleaving for strided
-// 1×1 kernels, and ConvTranspose otherwise. The weight gradient is a batched
-// MatMul of dY against the input (1×1) or the input unfolded by a grouped
-// one-hot Conv (k×k), summed over the batch. The bias gradient sums dY.
+// 1×1 kernels, and ConvTranspose otherwise. The weight gradient contracts dY
+// with the input unfolded, over batch and pixels, in the cheaper of two
+// orders (convWeightGrad). The bias gradient sums dY.
 func gradConv(b *builder, n *onnxpb.NodeProto, dY []string, need []bool) ([]string, error) {
 	p, err := b.planConv(n)
 	if err != nil {
@@ -137,11 +151,23 @@ func (b *builder) stridedPointwiseInputGrad(p convPlan, w, dy string) string {
 	return z
 }
 
+// convWeightGrad returns dW, through convWeightGradGemm or per sample: X
+// unfolded (a grouped one-hot Conv), a MatMul per sample and group against
+// dY, and a ReduceSum over the batch.
 func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
+	// Per group, the per-sample products make N [K, M/g] matrices (K =
+	// C/g*k) to sum, and the Gemm transposes N*(K+M/g)*L values: the Gemm
+	// wins where few output pixels meet many channels (deep layers), the
+	// per-sample products where pixels are many or channels few (early
+	// layers, depthwise kernels).
+	kk, mg := p.w[1]*p.k, p.w[0]/p.groups
+	gemm := kk*mg > p.y[2]*p.y[3]*(kk+mg)
+	if b.tune.weightGrad == wgradGemm || b.tune.weightGrad == wgradAuto && gemm {
+		return b.convWeightGradGemm(p, x, dy)
+	}
 	geo := p.geo
-	nb, c := p.x[0], p.x[1]
-	m, g := p.w[0], p.groups
-	cg, mg := c/g, m/g
+	nb := p.x[0]
+	g := p.groups
 	l := p.y[2] * p.y[3]
 	zeroPad := geo.padBegin[0] == 0 && geo.padBegin[1] == 0 && geo.padEnd[0] == 0 && geo.padEnd[1] == 0
 
@@ -159,7 +185,6 @@ func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
 	} else {
 		u = b.unfold(p, x)
 	}
-	kk := cg * p.k
 	d4 := b.reshape(dy, []int64{nb, g, mg, l})
 	u4 := b.reshape(u, []int64{nb, g, kk, l})
 
@@ -187,13 +212,122 @@ func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
 	return b.reshape(pg, p.w)
 }
 
+// convWeightGradGemm computes dW[m, c, i, j] = Σ_{n,l} dY[n, m, l] U[c, i, j, n, l],
+// where U is X unfolded with the batch moved inside (unfoldTaps): a Gemm
+// for g = 1, a MatMul batched over groups otherwise. Only dY and X are
+// transposed. The taps are stacked into one operand by a Concat, which
+// measured faster than one product per tap (tuning.perTapGemm) whose small
+// results are stacked instead.
+func (b *builder) convWeightGradGemm(p convPlan, x, dy string) string {
+	nb, c := p.x[0], p.x[1]
+	m, g := p.w[0], p.groups
+	cg, mg := c/g, m/g
+	nl := nb * p.y[2] * p.y[3]
+	taps := b.unfoldTaps(p, x) // each [C, N*L]
+	if !b.tune.perTapGemm && len(taps) > 1 {
+		for i, t := range taps {
+			taps[i] = b.op("Unsqueeze", "tap", []string{t, b.ints([]int64{1})})
+		}
+		taps = []string{b.reshape(b.op("Concat", "unfold", taps, attrI("axis", 1)), []int64{c * p.k, nl})}
+	}
+
+	// The product of dY with one operand of K rows per group (K = C/g, or
+	// C/g*k for stacked taps), as [g, M/g, K] (g = 1: [M, K]).
+	var product func(u string, kk int64) string
+	if g == 1 {
+		dyT := b.reshape(b.batchTranspose(dy), []int64{m, nl})
+		product = func(u string, _ int64) string {
+			return b.op("Gemm", "dW", []string{dyT, u}, attrI("transB", 1))
+		}
+	} else {
+		// Per group dWᵀ = U_g · dY_gᵀ, with dY as [g, N*L, M/g] (a Reshape
+		// when depthwise), then the small result transposed.
+		var dyT string
+		if mg == 1 {
+			dyT = b.reshape(b.batchTranspose(dy), []int64{g, nl, 1})
+		} else {
+			d4 := b.reshape(dy, []int64{nb, g, mg, p.y[2] * p.y[3]})
+			dyT = b.reshape(b.op("Transpose", "dYT", []string{d4}, attrIs("perm", []int64{1, 0, 3, 2})),
+				[]int64{g, nl, mg})
+		}
+		product = func(u string, kk int64) string {
+			pt := b.op("MatMul", "dWT", []string{b.reshape(u, []int64{g, kk, nl}), dyT})
+			if mg == 1 {
+				return pt
+			}
+			return b.op("Transpose", "dW", []string{pt}, attrIs("perm", []int64{0, 2, 1}))
+		}
+	}
+	if len(taps) == 1 {
+		return b.reshape(product(taps[0], cg*p.k), p.w)
+	}
+	parts := make([]string, len(taps))
+	for i, t := range taps {
+		parts[i] = b.op("Unsqueeze", "dW_tap", []string{product(t, cg), b.ints([]int64{-1})})
+	}
+	return b.reshape(b.op("Concat", "dW", parts, attrI("axis", -1)), p.w)
+}
+
+// batchTranspose swaps the batch and channel axes of a [N, C, H, W]
+// tensor, once per tensor (a block's input feeds both its first conv and
+// its downsampling conv).
+func (b *builder) batchTranspose(t string) string {
+	key := "batchT " + t
+	if nm, ok := b.cache[key]; ok {
+		return nm
+	}
+	nm := b.op("Transpose", "batchT", []string{t}, attrIs("perm", []int64{1, 0, 2, 3}))
+	b.cache[key] = nm
+	return nm
+}
+
+// unfoldTaps returns X unfolded as one [C, N*oh*ow] tensor per kernel tap
+// (i, j), row-major: what the tap reads of channel c, for every sample and
+// output pixel. The taps are strided Slices of the padded, batch-transposed
+// input; a 1×1 kernel without pads is the input itself.
+func (b *builder) unfoldTaps(p convPlan, x string) []string {
+	geo := p.geo
+	nb, c := p.x[0], p.x[1]
+	nl := nb * p.y[2] * p.y[3]
+	strided := geo.strides[0] != 1 || geo.strides[1] != 1
+	pads := []int64{geo.padBegin[0], geo.padBegin[1], geo.padEnd[0], geo.padEnd[1]}
+	padded := pads[0]+pads[1]+pads[2]+pads[3] > 0
+	tap := func(t string, h0, w0 int64) string {
+		ends := []int64{h0 + (p.y[2]-1)*geo.strides[0] + 1, w0 + (p.y[3]-1)*geo.strides[1] + 1}
+		return b.op("Slice", "tap", []string{
+			t, b.ints([]int64{h0, w0}), b.ints(ends), b.ints([]int64{2, 3}), b.ints(geo.strides),
+		})
+	}
+
+	if p.k == 1 && !padded {
+		// Subsample before transposing: a stride-2 1×1 reads a quarter.
+		if strided {
+			x = b.op("Transpose", "batchT", []string{tap(x, 0, 0)}, attrIs("perm", []int64{1, 0, 2, 3}))
+		} else {
+			x = b.batchTranspose(x)
+		}
+		return []string{b.reshape(x, []int64{c, nl})}
+	}
+	xt := b.batchTranspose(x)
+	if padded {
+		xt = b.op("Pad", "pad", []string{xt, b.ints([]int64{0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]})})
+	}
+	taps := make([]string, 0, p.k)
+	for i := range p.kh {
+		for j := range p.kw {
+			taps = append(taps, b.reshape(tap(xt, i*geo.dilations[0], j*geo.dilations[1]), []int64{c, nl}))
+		}
+	}
+	return taps
+}
+
 // unfold returns X unfolded to [N, C*k, oh, ow]: channel c*k + i*kw + j holds
 // what kernel tap (i, j) of channel c reads at each output pixel.
 func (b *builder) unfold(p convPlan, x string) string {
 	geo := p.geo
 	c := p.x[1]
 	pads := append(append([]int64{}, geo.padBegin...), geo.padEnd...)
-	if b.unfoldMode == unfoldSlice {
+	if b.tune.unfold == unfoldSlice {
 		xp := x
 		if pads[0]+pads[1]+pads[2]+pads[3] > 0 {
 			xp = b.op("Pad", "pad", []string{x, b.ints([]int64{0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]})})

@@ -26,10 +26,16 @@
 //	Op                  gradient formulation (dY: gradient of the output)
 //	Conv                dX, stride 1: Conv(dY, W flipped in space, transposed per group), 1.0x forward
 //	                    dX, strided 1x1: Conv(dY, Wᵀ) interleaved with zeros (Reshape, Pad)
-//	                    dX, other strides: ConvTranspose(dY, W) with output_padding
-//	                    dW, 1x1: batched MatMul of dY and X (strided: Slice), ReduceSum over N
-//	                    dW, kxk: X unfolded by a grouped one-hot Conv, batched MatMul per
-//	                    group against dY, ReduceSum over N (depthwise: M/g = 1 makes dYᵀ a Reshape)
+//	                    dX, other strides: ConvTranspose(dY, W) with output_padding (s×s
+//	                    stride-1 phase Convs joined by DepthToSpace measured no faster)
+//	                    dW: the cheaper of two contractions over batch and pixels, by the
+//	                    size of their intermediates (per group K = C/g*k, M' = M/g, L = oh*ow):
+//	                    K*M' > L*(K+M') (deep layers): Gemm of dY batch-transposed to
+//	                    [M, N*L] and U [C*k, N*L] (transB; a MatMul batched over groups), U
+//	                    the kernel taps of the padded, batch-transposed input (strided
+//	                    Slices) stacked by one Concat;
+//	                    else (early layers, depthwise): per sample, X unfolded by a grouped
+//	                    one-hot Conv, batched MatMul per group against dY, ReduceSum over N
 //	                    dB: ReduceSum(dY, [0,2,3]); auto_pad SAME_*/VALID resolved to pads
 //	Gemm                one Gemm per input, transA/transB swapped to absorb transposes;
 //	                    alpha kept, dC = beta*dY summed over broadcast axes

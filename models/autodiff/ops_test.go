@@ -177,16 +177,18 @@ func TestGradShapes(t *testing.T) {
 	runCases(t, cases)
 }
 
+// convSpec is one Conv layer to differentiate.
+type convSpec struct {
+	name                      string
+	c, m, h, w, kh, kw, group int64
+	strides, pads, dilations  []int64
+	autoPad                   string
+	bias                      bool
+}
+
 func TestGradConv(t *testing.T) {
-	type conv struct {
-		name                      string
-		c, m, h, w, kh, kw, group int64
-		strides, pads, dilations  []int64
-		autoPad                   string
-		bias                      bool
-	}
 	p1, p2, p3, s2 := []int64{1, 1, 1, 1}, []int64{2, 2, 2, 2}, []int64{3, 3, 3, 3}, []int64{2, 2}
-	convs := []conv{
+	convs := []convSpec{
 		{name: "3x3_s1_p1", c: 3, m: 4, h: 6, w: 5, kh: 3, kw: 3, group: 1, pads: p1, bias: true},
 		{name: "3x3_s2_p1", c: 3, m: 4, h: 7, w: 6, kh: 3, kw: 3, group: 1, strides: s2, pads: p1, bias: true},
 		{name: "1x1_s1", c: 4, m: 3, h: 4, w: 4, kh: 1, kw: 1, group: 1, bias: true},
@@ -200,6 +202,8 @@ func TestGradConv(t *testing.T) {
 		{name: "3x3_s1_bigpad", c: 2, m: 2, h: 4, w: 4, kh: 3, kw: 3, group: 1, pads: p3},
 		{name: "same_upper_s2", c: 2, m: 3, h: 7, w: 6, kh: 3, kw: 3, group: 1, strides: s2, autoPad: "SAME_UPPER"},
 		{name: "same_upper_s1", c: 2, m: 3, h: 5, w: 6, kh: 3, kw: 3, group: 1, autoPad: "SAME_UPPER"},
+		// The last input row is never read.
+		{name: "2x2_s2_odd", c: 2, m: 3, h: 9, w: 7, kh: 2, kw: 2, group: 1, strides: s2},
 		{name: "valid_s2", c: 2, m: 3, h: 7, w: 6, kh: 3, kw: 3, group: 1, strides: s2, autoPad: "VALID"},
 		{name: "groups2", c: 4, m: 6, h: 5, w: 5, kh: 3, kw: 3, group: 2, pads: p1, bias: true},
 		{name: "groups2_1x1", c: 4, m: 2, h: 4, w: 4, kh: 1, kw: 1, group: 2},
@@ -207,30 +211,48 @@ func TestGradConv(t *testing.T) {
 		{name: "depthwise_s2", c: 3, m: 3, h: 7, w: 7, kh: 3, kw: 3, group: 3, strides: s2, pads: p1},
 		{name: "depthwise_mult2", c: 2, m: 4, h: 5, w: 5, kh: 3, kw: 3, group: 2, pads: p1},
 	}
+	// Every formulation the benchmarks may pick, not only the defaults.
+	tunings := []struct {
+		name string
+		tune tuning
+	}{
+		{"default", tuning{}},
+		{"gemm", tuning{weightGrad: wgradGemm}},
+		{"gemm_pertap", tuning{weightGrad: wgradGemm, perTapGemm: true}},
+		{"persample", tuning{weightGrad: wgradPerSample}},
+	}
 	var cases []gradCase
-	for _, cv := range convs {
-		cases = append(cases, gradCase{"Conv/" + cv.name, func(t *testGraph) string {
-			ins := []string{t.param("x", 2, cv.c, cv.h, cv.w), t.param("w", cv.m, cv.c/cv.group, cv.kh, cv.kw)}
-			if cv.bias {
-				ins = append(ins, t.param("b", cv.m))
-			}
-			attrs := []*onnxpb.AttributeProto{attrI("group", cv.group), attrIs("kernel_shape", []int64{cv.kh, cv.kw})}
-			if cv.strides != nil {
-				attrs = append(attrs, attrIs("strides", cv.strides))
-			}
-			if cv.pads != nil {
-				attrs = append(attrs, attrIs("pads", cv.pads))
-			}
-			if cv.dilations != nil {
-				attrs = append(attrs, attrIs("dilations", cv.dilations))
-			}
-			if cv.autoPad != "" {
-				attrs = append(attrs, attrS("auto_pad", cv.autoPad))
-			}
-			return t.node("Conv", ins, "y", attrs...)
-		}})
+	for _, tn := range tunings {
+		for _, cv := range convs {
+			cases = append(cases, convCase(tn.name, tn.tune, cv))
+		}
 	}
 	runCases(t, cases)
+}
+
+// convCase is one Conv gradient check under one tuning.
+func convCase(tuneName string, tune tuning, cv convSpec) gradCase {
+	return gradCase{"Conv/" + tuneName + "/" + cv.name, func(t *testGraph) string {
+		t.tune = tune
+		ins := []string{t.param("x", 2, cv.c, cv.h, cv.w), t.param("w", cv.m, cv.c/cv.group, cv.kh, cv.kw)}
+		if cv.bias {
+			ins = append(ins, t.param("b", cv.m))
+		}
+		attrs := []*onnxpb.AttributeProto{attrI("group", cv.group), attrIs("kernel_shape", []int64{cv.kh, cv.kw})}
+		if cv.strides != nil {
+			attrs = append(attrs, attrIs("strides", cv.strides))
+		}
+		if cv.pads != nil {
+			attrs = append(attrs, attrIs("pads", cv.pads))
+		}
+		if cv.dilations != nil {
+			attrs = append(attrs, attrIs("dilations", cv.dilations))
+		}
+		if cv.autoPad != "" {
+			attrs = append(attrs, attrS("auto_pad", cv.autoPad))
+		}
+		return t.node("Conv", ins, "y", attrs...)
+	}}
 }
 
 func TestGradPoolNorm(t *testing.T) {
