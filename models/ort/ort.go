@@ -129,19 +129,7 @@ type Session struct {
 
 // NewSession compiles model for the given input and output names.
 func NewSession(model []byte, inputs, outputs []string, opts Options) (*Session, error) {
-	if err := Init(); err != nil {
-		return nil, err
-	}
-	so, provider, err := sessionOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	defer so.Destroy()
-	s, err := onnxruntime.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
-	if err != nil {
-		return nil, fmt.Errorf("create ONNX Runtime session: %w", err)
-	}
-	return &Session{session: s, Inputs: inputs, Outputs: outputs, Provider: provider}, nil
+	return NewSessionWithConfig(model, inputs, outputs, opts, nil)
 }
 
 func sessionOptions(opts Options) (*onnxruntime.SessionOptions, string, error) {

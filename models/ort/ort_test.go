@@ -1,4 +1,4 @@
-package ort
+package ort_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"stitch/internal/testenv"
+	"stitch/models/ort"
 )
 
 // sharedModels is ../shared/models beside the checkout.
@@ -20,24 +21,24 @@ func TestRunSmallCNN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, out, err := Describe(model)
+	in, out, err := ort.Describe(model)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(in) != 1 || len(out) != 1 {
 		t.Fatalf("smallcnn: %d inputs, %d outputs; want 1 and 1", len(in), len(out))
 	}
-	s, err := NewSession(model, []string{in[0].Name}, []string{out[0].Name}, Options{Threads: 1})
+	s, err := ort.NewSession(model, []string{in[0].Name}, []string{out[0].Name}, ort.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	x, err := NewEmptyTensor[float32](2, 3, 64, 64)
+	x, err := ort.NewEmptyTensor[float32](2, 3, 64, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Destroy()
-	y, err := NewEmptyTensor[float32](2, 1000)
+	y, err := ort.NewEmptyTensor[float32](2, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestRunSmallCNN(t *testing.T) {
 	for i := range 3 {
 		x.GetData()[i] = float32(i)
 	}
-	if err := s.Run([]Value{x}, []Value{y}); err != nil {
+	if err := s.Run([]ort.Value{x}, []ort.Value{y}); err != nil {
 		t.Fatal(err)
 	}
 	nonzero := 0
@@ -64,22 +65,22 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, out, err := Describe(model)
+	in, out, err := ort.Describe(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := func(infos []IOInfo) []string { return []string{infos[0].Name} }
-	_, err = NewSession(model, names(in), names(out), Options{Provider: "cuda"})
+	names := func(infos []ort.IOInfo) []string { return []string{infos[0].Name} }
+	_, err = ort.NewSession(model, names(in), names(out), ort.Options{Provider: "cuda"})
 	if os.Getenv("STITCH_EXPECT_CUDA") != "" {
 		if err != nil {
 			t.Fatalf("CUDA expected: %v", err)
 		}
 		return
 	}
-	if !errors.Is(err, ErrNoCUDA) {
-		t.Fatalf("cuda on a CPU build: got %v, want ErrNoCUDA", err)
+	if !errors.Is(err, ort.ErrNoCUDA) {
+		t.Fatalf("cuda on a CPU build: got %v, want ort.ErrNoCUDA", err)
 	}
-	s, err := NewSession(model, names(in), names(out), Options{Provider: "cuda", FallbackCPU: true})
+	s, err := ort.NewSession(model, names(in), names(out), ort.Options{Provider: "cuda", FallbackCPU: true})
 	if err != nil {
 		t.Fatalf("cuda with fall back: %v", err)
 	}
