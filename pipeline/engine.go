@@ -33,6 +33,9 @@ const (
 	// StateNotRun: never started because an unrelated stage failed
 	// without --keep-going, or the run was interrupted.
 	StateNotRun State = "not run"
+	// StateInterrupted: the run was interrupted (Ctrl-C) while the stage
+	// ran or waited; it cached nothing and a rerun starts or resumes it.
+	StateInterrupted State = "interrupted"
 	// StateWouldRun: --dry-run found the stage stale.
 	StateWouldRun State = "would run"
 )
@@ -234,7 +237,7 @@ func runRecord(res *Result, p *Pipeline, args []string, started time.Time) *RunR
 				rec.Outcome = "interrupted"
 			}
 		}
-		if s.State == StateNotRun && rec.Outcome == "ok" {
+		if s.State == StateInterrupted || s.State == StateNotRun && rec.Outcome == "ok" {
 			rec.Outcome = "interrupted"
 		}
 		rec.Stages = append(rec.Stages, sr)
@@ -398,6 +401,9 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 	}()
 	fail := func(err error) {
 		res.State, res.Err = StateFailed, err
+		if ctx.Err() != nil {
+			res.State = StateInterrupted // not the stage's fault: its consumers are "not run"
+		}
 	}
 
 	n.inputsOf = map[string][]InputRef{}
@@ -417,8 +423,11 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 		Inputs: inputIDs(n.inputsOf), Seed: s.Seed, Externals: prep.externals})
 	res.Key = key
 
+	// warned keeps the second look, under the lock, from repeating the
+	// first one's warning about the same unusable entry.
+	warned := false
 	if !n.forced {
-		if outs, ok := r.hit(key, s); ok {
+		if outs, ok := r.hit(key, s, &warned); ok {
 			res.State, res.Outputs = StateCached, outs
 			r.remember(n, key, outs)
 			return
@@ -434,7 +443,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 	}
 	defer unlock()
 	if !n.forced {
-		if outs, ok := r.hit(key, s); ok {
+		if outs, ok := r.hit(key, s, &warned); ok {
 			res.State, res.Outputs = StateCached, outs
 			r.remember(n, key, outs)
 			return
@@ -465,10 +474,11 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 // hit returns the outputs cached under key when every one of them is in
 // the store and hashes to its id. A corrupt object is discarded (with a
 // warning, by the store) and the stage runs again.
-func (r *runner) hit(key string, s *Stage) (map[string]artifacts.ID, bool) {
+func (r *runner) hit(key string, s *Stage, warned *bool) (map[string]artifacts.ID, bool) {
 	entry, err := r.w.readIndex(key)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) && !*warned {
+			*warned = true
 			r.logger.Warn("unreadable cache entry; running the stage again", "stage", s.Name, "err", err)
 		}
 		return nil, false
@@ -479,8 +489,11 @@ func (r *runner) hit(key string, s *Stage) (map[string]artifacts.ID, bool) {
 			return nil, false
 		}
 		if err := r.w.verifyObject(id, r.memo); err != nil {
-			r.logger.Warn("cached output unusable; running the stage again",
-				"stage", s.Name, "output", out.Name, "err", err)
+			if !*warned {
+				*warned = true
+				r.logger.Warn("cached output unusable; running the stage again",
+					"stage", s.Name, "output", out.Name, "err", err)
+			}
 			return nil, false
 		}
 	}

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -438,4 +439,71 @@ func readText(t *testing.T, st *artifacts.Store, id artifacts.ID) []string {
 		}
 	}
 	return out
+}
+
+// A corrupt cached output is reported once per stage, not once more when
+// the stage looks again under its lock (and then finds it discarded).
+func TestTamperedObjectWarnedOnce(t *testing.T) {
+	f := newFixture(t)
+	_, res, err := f.run(chain, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := f.w.Store().Path(res.Stages[0].Outputs["out"])
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "not what it was")
+
+	var logs strings.Builder
+	w, err := pipeline.OpenWorkspace(f.dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Run(t.Context(), parse(t, f.reg, chain), pipeline.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "cached output unusable"); n != 1 {
+		t.Errorf("%d warnings about the unusable output, want 1:\n%s", n, logs.String())
+	}
+}
+
+// cancelOn cancels the run when stage starts.
+type cancelOn struct {
+	stage  string
+	cancel func()
+}
+
+func (o cancelOn) StageStarted(stage string) {
+	if stage == o.stage {
+		o.cancel()
+	}
+}
+func (cancelOn) StageProgress(string, string, int, int, string) {}
+func (cancelOn) StageFinished(pipeline.StageResult)             {}
+
+// An interrupted stage says "interrupted", not "failed", and what waits on
+// it is "not run", not "upstream failed": nothing failed.
+func TestInterruptedIsNotFailed(t *testing.T) {
+	f := newFixture(t)
+	src := "stages: {a: {uses: source}, b: {uses: slow, needs: {in: a.out}, with: {steps: 100, step_ms: 20}}, " +
+		"c: {uses: upper, needs: {in: b.out}}}"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res, err := f.w.Run(ctx, parse(t, f.reg, src), pipeline.Options{Observer: cancelOn{"b", cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("run: %v, want context.Canceled", err)
+	}
+	var fe *pipeline.FailedError
+	if errors.As(err, &fe) {
+		t.Errorf("run: %v, want no FailedError", err)
+	}
+	states := map[string]pipeline.State{}
+	for _, s := range res.Stages {
+		states[s.Stage] = s.State
+	}
+	want := map[string]pipeline.State{"a": pipeline.StateRan, "b": pipeline.StateInterrupted, "c": pipeline.StateNotRun}
+	if diff := cmp.Diff(want, states); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
 }

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -116,7 +118,13 @@ func hintFor(name string, candidates []string) string { return suggest.Hint(name
 func Load(file string, reg *Registry, sets []string) (*Pipeline, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("read pipeline %s: %w", file, err)
+		// A file that is not there or not a file is the caller's mistake,
+		// like a malformed one: a SpecError, so exit status 2.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, SpecErrors{{Pos: Pos{File: file}, Msg: "cannot read the pipeline file: " + err.Error()}}
 	}
 	return Parse(file, data, reg, sets)
 }
@@ -164,7 +172,7 @@ const (
 func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		l.syntaxError(err)
+		l.syntaxError(err, data)
 		return nil
 	}
 	if len(doc.Content) == 0 {

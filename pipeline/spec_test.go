@@ -133,6 +133,12 @@ stages:
   b: {uses: upper, needs: {in: a.out}, matrix: {head: [x]}}
 `, []string{`matrix key "head" is no parameter of kind upper, no ${matrix.head} uses it and no producer`}},
 		{"syntax", "stages: [\n", []string{"p.yaml:"}},
+		{"tab in the indentation", "stages:\n  a:\n\tuses: source\n",
+			[]string{"p.yaml:3:1: ", "a tab in the indentation: YAML indents with spaces only"}},
+		{"empty matrix list", `
+stages:
+  a: {uses: source, matrix: {value: []}}
+`, []string{`matrix key value: want a non-empty list, got an empty list`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -460,5 +466,18 @@ func writeFile(t testing.TB, path, data string) {
 	}
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pipeline file that cannot be read (missing, a folder) is a SpecError
+// naming the file, so that cmd/stitch exits 2 as for any bad pipeline.
+func TestLoadUnreadableFile(t *testing.T) {
+	reg, _ := registry(t)
+	dir := t.TempDir()
+	for _, file := range []string{filepath.Join(dir, "missing.yaml"), dir} {
+		_, err := pipeline.Load(file, reg, nil)
+		if !pipeline.IsInvalid(err) || !strings.HasPrefix(err.Error(), file+": cannot read the pipeline file: ") {
+			t.Errorf("Load(%s): %v, want a SpecError naming the file", file, err)
+		}
 	}
 }

@@ -35,14 +35,24 @@ func (l *loader) pos(n *yaml.Node) Pos {
 var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
 // syntaxError turns a yaml.v3 parse error into a positioned SpecError.
-func (l *loader) syntaxError(err error) {
+// data is the file's text: a tab in the indentation of the line named,
+// the usual cause of yaml.v3's terse messages, is pointed at.
+func (l *loader) syntaxError(err error, data []byte) {
 	msg := err.Error()
-	line := 0
+	line, col := 0, 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1]) // m[1] is digits or empty; 0 means unknown
 		msg = m[2]
 	}
-	l.errs = append(l.errs, &SpecError{Pos: Pos{File: l.file, Line: line}, Msg: msg})
+	if lines := strings.Split(string(data), "\n"); line > 0 && line <= len(lines) {
+		text := lines[line-1]
+		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
+		if i := strings.IndexByte(indent, '\t'); i >= 0 {
+			col = i + 1
+			msg += " (a tab in the indentation: YAML indents with spaces only)"
+		}
+	}
+	l.errs = append(l.errs, &SpecError{Pos: Pos{File: l.file, Line: line, Col: col}, Msg: msg})
 }
 
 // expand returns a copy of n with aliases replaced by what they name and
@@ -166,6 +176,9 @@ func describe(n *yaml.Node) string {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			return "an empty list"
+		}
 		return "a list"
 	case yaml.ScalarNode:
 		if isNull(n) {

@@ -126,15 +126,17 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ks []
 	quiet := fs.Bool("q", false, "quiet: warnings and errors only, no progress")
 	workspace := fs.String("workspace", "", "workspace folder holding .stitch (default: the current folder)")
 	run := cmd.setup(fs)
-	fs.Usage = func() { commandUsage(stderr, cmd, fs) }
+	// flag calls Usage both for -help and after a bad flag; print it
+	// here instead, once: to stdout for -help, to stderr after an error.
+	fs.Usage = func() {}
 	positional, err := parseInterspersed(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(stdout)
 		commandUsage(stdout, cmd, fs)
 		return exitOK
 	}
 	if err != nil {
-		return exitUsage // flag has printed the problem and the usage
+		commandUsage(stderr, cmd, fs) // flag has printed the problem
+		return exitUsage
 	}
 
 	level := slog.LevelInfo

@@ -298,3 +298,22 @@ stages:
 		}
 	}
 }
+
+// --help prints the command's usage once, to stdout, and nothing to
+// stderr; a bad flag prints the problem and the usage once, to stderr.
+func TestHelpPrintedOnce(t *testing.T) {
+	for _, c := range commands {
+		var out, errb bytes.Buffer
+		code := runMain(t.Context(), []string{c.name, "--help"}, &out, &errb, testkinds.All(nil))
+		if code != exitOK || strings.Count(out.String(), "Usage: stitch "+c.name) != 1 || errb.Len() != 0 {
+			t.Errorf("stitch %s --help: exit %d; stdout:\n%s\nstderr:\n%s", c.name, code, out.String(), errb.String())
+		}
+		out.Reset()
+		errb.Reset()
+		code = runMain(t.Context(), []string{c.name, "--bogus"}, &out, &errb, testkinds.All(nil))
+		if code != exitUsage || out.Len() != 0 || strings.Count(errb.String(), "Usage: stitch "+c.name) != 1 ||
+			!strings.Contains(errb.String(), "-bogus") {
+			t.Errorf("stitch %s --bogus: exit %d; stdout:\n%s\nstderr:\n%s", c.name, code, out.String(), errb.String())
+		}
+	}
+}

@@ -101,6 +101,8 @@ func (p *progress) StageFinished(r pipeline.StageResult) {
 		p.line(fmt.Sprintf("done  %s (%.1fs)", r.Stage, r.Duration.Seconds()))
 	case pipeline.StateFailed:
 		p.line(fmt.Sprintf("FAIL  %s: %s", r.Stage, firstLine(r.Err.Error())))
+	case pipeline.StateInterrupted:
+		p.line(fmt.Sprintf("stop  %s (interrupted)", r.Stage))
 	}
 }
 

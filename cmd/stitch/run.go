@@ -100,6 +100,8 @@ func printResult(e *env, res *pipeline.Result) {
 			detail = fmt.Sprintf("%.2fs", s.Duration.Seconds())
 		case pipeline.StateFailed:
 			detail = firstLine(s.Err.Error())
+		case pipeline.StateInterrupted:
+			detail = "nothing cached; a rerun resumes it"
 		case pipeline.StateUpstreamFailed:
 			detail = "because " + s.Upstream + " failed"
 		case pipeline.StateWouldRun:
@@ -110,7 +112,7 @@ func printResult(e *env, res *pipeline.Result) {
 	tw.Flush()
 	var parts []string
 	for _, st := range []pipeline.State{pipeline.StateRan, pipeline.StateCached, pipeline.StateWouldRun,
-		pipeline.StateFailed, pipeline.StateUpstreamFailed, pipeline.StateNotRun} {
+		pipeline.StateFailed, pipeline.StateInterrupted, pipeline.StateUpstreamFailed, pipeline.StateNotRun} {
 		if n := res.Count(st); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, st))
 		}
