@@ -20,7 +20,7 @@ import (
 const checkpointFile = "train.ckpt"
 
 // checkpointMagic starts every checkpoint; the digit is the format version.
-const checkpointMagic = "stitch-train-checkpoint 1\n"
+const checkpointMagic = "stitch-train-checkpoint 2\n"
 
 // progress is the trainer's state between epochs: everything a resumed run
 // needs to continue exactly as an uninterrupted one would. The random
@@ -62,8 +62,10 @@ type checkpoint struct {
 // keeps a NaN metric of the history); the tensors follow it, raw
 // little-endian float32 in the order listed.
 type header struct {
-	progress
-	Tensors []tensorEntry
+	// Progress is a named field: gob skips embedded fields of unexported
+	// types, which once made every checkpoint forget its configuration.
+	Progress progress
+	Tensors  []tensorEntry
 }
 
 type tensorEntry struct {
@@ -76,7 +78,7 @@ type tensorEntry struct {
 // is synced and then renamed, so a crash leaves the previous checkpoint.
 func writeCheckpoint(dir string, ck *checkpoint) (err error) {
 	path := filepath.Join(dir, checkpointFile)
-	h := header{progress: ck.progress}
+	h := header{Progress: ck.progress}
 	groups := []struct {
 		name string
 		m    map[string][]float32
@@ -170,7 +172,7 @@ func readCheckpoint(dir string) (*checkpoint, error) {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	ck := &checkpoint{
-		progress: h.progress,
+		progress: h.Progress,
 		Weights:  map[string][]float32{}, States: map[string][]float32{}, BestWeights: map[string][]float32{},
 	}
 	for _, t := range h.Tensors {

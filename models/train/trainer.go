@@ -87,6 +87,9 @@ type Result struct {
 	// BestPhase and BestEpoch (1-based) say which epoch's weights were
 	// kept; 0 when the last weights were kept for lack of validation.
 	BestPhase, BestEpoch int
+	// ResumedEpochs counts the epochs taken over from a checkpoint in the
+	// workdir instead of being trained again.
+	ResumedEpochs int
 }
 
 // NonFiniteLossError stops training when the loss becomes NaN or infinite.
@@ -141,6 +144,8 @@ type trainer struct {
 	// the result carry besides the unchanged model.
 	trained []string
 	ck      checkpoint
+	// resumed is the number of epochs the checkpoint brought.
+	resumed int
 }
 
 // Train runs the phases of cfg on train, validating on val (which may be
@@ -211,6 +216,7 @@ func (t *trainer) start() error {
 		return nil
 	}
 	t.ck = *ck
+	t.resumed = len(ck.History)
 	t.log.Info("resuming training from checkpoint", "phase", ck.Phase+1, "epoch", ck.Epoch,
 		"steps", ck.Steps)
 	return nil
@@ -428,7 +434,7 @@ func (t *trainer) save() error {
 }
 
 func (t *trainer) result() (*Result, error) {
-	res := &Result{History: t.ck.History}
+	res := &Result{History: t.ck.History, ResumedEpochs: t.resumed}
 	weights := t.ck.Weights
 	if t.ck.HasBest {
 		weights, res.BestPhase, res.BestEpoch = t.ck.BestWeights, t.ck.BestPhase, t.ck.BestEpoch
