@@ -23,5 +23,7 @@
 //     training labels, clipped to [1/100, 100].
 //   - Checkpoints go to the run's workdir, so an interrupted stage resumes
 //     from its last epoch; a CPU run with one seed gives the same model
-//     bytes. Provider and threads come from the run's settings.
+//     and history bytes (the history's timing columns are left 0 for
+//     that; the log has them). Provider and threads come from the run's
+//     settings.
 package train

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"stitch/artifacts"
@@ -41,7 +42,8 @@ func (kind) Inputs() []pipeline.Port {
 func (kind) Outputs() []pipeline.Port {
 	return []pipeline.Port{
 		{Name: "model", Kind: artifacts.KindModel, Doc: "the trained inference model and its metadata"},
-		{Name: "history", Kind: artifacts.KindHistory, Doc: "losses, AUC, learning rate and speed per epoch"},
+		{Name: "history", Kind: artifacts.KindHistory,
+			Doc: "losses, AUC and learning rate per epoch (timings are in the log, not here)"},
 	}
 }
 
@@ -326,7 +328,7 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 		return err
 	}
 	run.SetOutput("model", id)
-	hist, err := store.PutHistory(res.History)
+	hist, err := store.PutHistory(reproducible(res.History))
 	if err != nil {
 		return err
 	}
@@ -334,4 +336,16 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 	run.Logger().Info("trained", "best_phase", res.BestPhase,
 		"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
 	return nil
+}
+
+// reproducible returns the history without its wall-clock columns
+// (seconds, images per second), left 0: they differ from run to run, and
+// an artifact must not, or two clean runs of one pipeline would disagree
+// on the history's id. Each epoch's speed is logged as it ends.
+func reproducible(history []artifacts.Epoch) []artifacts.Epoch {
+	out := slices.Clone(history)
+	for i := range out {
+		out[i].Seconds, out[i].ImagesPerSecond = 0, 0
+	}
+	return out
 }
