@@ -32,6 +32,10 @@ var cmdLog = &command{
 			if err != nil {
 				return err
 			}
+			if len(runs) == 0 && !*asJSON {
+				fmt.Fprintf(e.stderr, "no runs recorded in %s\n", e.workspace)
+				return nil
+			}
 			slices.Reverse(runs) // newest first
 			if *limit > 0 && len(runs) > *limit {
 				runs = runs[:*limit]

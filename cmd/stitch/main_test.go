@@ -58,6 +58,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", bad}, exitUsage, ""},
 		{[]string{"run", failing}, exitFailed, "failed"},
 		{[]string{"run", good, "--target", "x"}, exitUsage, ""},
+		{[]string{"run", good, "--jobs", "-3"}, exitUsage, ""},
 		{[]string{"run", "--help"}, exitOK, "Example:"},
 		{[]string{"dag", good, "--format", "dot"}, exitOK, `"a" -> "b"`},
 		{[]string{"show", "b"}, exitOK, "rows: 2"},

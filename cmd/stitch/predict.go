@@ -23,7 +23,8 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 		top := fs.Int("top", 5, "attributes shown per type")
 		asJSON := fs.Bool("json", false, "print JSON instead of text")
 		provider := fs.String("provider", "cpu", "execution provider: cpu or cuda")
-		fallback := fs.Bool("cpu-fallback", false, "run on the CPU when CUDA is unavailable")
+		fallback := fs.Bool("fallback-cpu", false, "run on the CPU when CUDA is unavailable")
+		device := fs.Int("device", 0, "CUDA device id")
 		threads := fs.Int("threads", 0, "ONNX Runtime threads (0: all cores)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if *model == "" || len(args) == 0 {
@@ -35,7 +36,7 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			}
 			results, err := predict.ForPeople(ctx, predict.Options{
 				Model: name, Workspace: e.workspace, Images: args, Top: *top,
-				Runtime: ort.Options{Provider: *provider, FallbackCPU: *fallback,
+				Runtime: ort.Options{Provider: *provider, DeviceID: *device, FallbackCPU: *fallback,
 					Threads: *threads, Logger: e.logger},
 			})
 			if err != nil {

@@ -47,6 +47,9 @@ func runRun(ctx context.Context, e *env, f *runFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.jobs < 0 || f.threads < 0 {
+		return usagef("--jobs and --threads: want 0 (all cores) or more, got %d and %d", f.jobs, f.threads)
+	}
 	if f.provider != "cpu" && f.provider != "cuda" {
 		return usagef("--provider: want cpu or cuda, got %q", f.provider)
 	}

@@ -100,11 +100,11 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	if data.extra > 0 {
 		run.Logger().Warn("predictions of images not in the samples are left out",
-			"stage", stage, "images", data.extra)
+			"images", data.extra)
 	}
 	if _, ok := run.Input("categories"); ok {
 		// TODO(#4): category accuracy once predictions carry category scores.
-		run.Logger().Info("predictions hold no category scores; category accuracy skipped", "stage", stage)
+		run.Logger().Info("predictions hold no category scores; category accuracy skipped")
 	}
 	res, err := metrics.Evaluate(data.Data, metrics.Options{Ks: p.K, Workers: run.Settings().Threads})
 	if err != nil {
@@ -123,7 +123,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	run.SetOutput("metrics", metricsID)
 	run.SetOutput("per_attribute", perAttrID)
-	run.Logger().Info("evaluated", "stage", stage, "images", res.NumImages,
+	run.Logger().Info("evaluated", "images", res.NumImages,
 		"attributes", res.NumAttributes, "macro_attributes", info.MacroAttributes)
 	return nil
 }

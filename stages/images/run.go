@@ -67,13 +67,13 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 
 	log := run.Logger()
 	if len(m.bad) > 0 {
-		log.Warn("bad images skipped", "stage", run.Stage(), "count", len(m.bad), "of", in.Len(),
+		log.Warn("bad images skipped", "count", len(m.bad), "of", in.Len(),
 			"first", m.bad[0].Image, "table", badID.Short())
 	}
 	if in.Len() == 0 {
-		log.Warn("no samples to materialise", "stage", run.Stage())
+		log.Warn("no samples to materialise")
 	}
-	log.Info("images materialised", "stage", run.Stage(), "rows", writer.Rows(), "batches", writer.Batches(),
+	log.Info("images materialised", "rows", writer.Rows(), "batches", writer.Batches(),
 		"height", p.ImageSize[0], "width", p.ImageSize[1])
 	return nil
 }
@@ -174,7 +174,7 @@ func (m *materialiser) write(w *artifacts.SamplesWriter, i int, o outcome) error
 	}
 	reason := strings.ReplaceAll(o.err.Error(), m.path(i), name)
 	m.bad = append(m.bad, BadImage{Image: name, Partition: partition, Reason: reason})
-	m.run.Logger().Debug("bad image skipped", "stage", m.run.Stage(), "image", name,
+	m.run.Logger().Debug("bad image skipped", "image", name,
 		"partition", partition, "reason", reason)
 	return nil
 }

@@ -60,11 +60,8 @@ func (kind) Externals(params any) ([]string, error) {
 }
 
 func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
-	p := params.(*Params)
-	if err := runStage(ctx, run, p); err != nil {
-		return fmt.Errorf("train %s: %w", run.Stage(), err)
-	}
-	return nil
+	// The engine's error already names the stage.
+	return runStage(ctx, run, params.(*Params))
 }
 
 // inputs are the artifacts a train stage reads.
