@@ -209,7 +209,7 @@ func TestSkipBadImages(t *testing.T) {
 		t.Errorf("want one warning saying count=5, got %d warnings:\n%s", n, text)
 	}
 	for _, w := range wantBad {
-		if !strings.Contains(text, "level=DEBUG msg=\"bad image skipped\" stage=images-test image="+w.image) {
+		if !strings.Contains(text, "level=DEBUG msg=\"bad image skipped\" image="+w.image) {
 			t.Errorf("no debug line names %s:\n%s", w.image, text)
 		}
 	}
