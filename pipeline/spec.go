@@ -331,6 +331,25 @@ func (l *loader) stages(n *yaml.Node, reg *Registry) []*rawStage {
 	return out
 }
 
+// matrixFromParams lets an axis of a matrix take its whole list from a
+// pipeline parameter (`attr_type: "${types}"`), so --set chooses the
+// variants. Other strings are left for the variants' own interpolation,
+// where ${matrix.key} is defined.
+func (l *loader) matrixFromParams(rs *rawStage, vars map[string]*yaml.Node, varNames []string) {
+	if rs.matrix == nil || rs.matrix.Kind != yaml.MappingNode {
+		return
+	}
+	m := *rs.matrix
+	m.Content = slices.Clone(rs.matrix.Content)
+	for i := 1; i < len(m.Content); i += 2 {
+		v := m.Content[i]
+		if name, ok := wholeRef(v.Value); ok && v.Kind == yaml.ScalarNode && !strings.HasPrefix(name, "matrix.") {
+			m.Content[i] = l.interpolate(v, vars, varNames)
+		}
+	}
+	rs.matrix = &m
+}
+
 // expandStage makes one Stage per matrix variant, with its parameters
 // decoded and its needs interpolated (bound later, when every stage of the
 // file is known). A stage that fans out over a producer needs that
@@ -347,6 +366,7 @@ func (l *loader) expandStage(p *Pipeline, rs *rawStage, raws map[string]*rawStag
 
 	rs.needNodes = map[*Stage]map[string]*yaml.Node{}
 	params := paramNames(rs.kind)
+	l.matrixFromParams(rs, vars, varNames)
 	for _, own := range l.matrix(rs) {
 		scope := vars
 		names := varNames

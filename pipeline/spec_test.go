@@ -393,6 +393,33 @@ func TestMatrixListNames(t *testing.T) {
 	}
 }
 
+// A matrix takes its values from a parameter, so --set chooses the
+// variants (a dataset that lacks one attribute type, say).
+func TestMatrixFromParameter(t *testing.T) {
+	reg, _ := registry(t)
+	src := "params: {sizes: [[32], [128]]}\nstages:\n  s: {uses: source}\n" +
+		"  p: {uses: pair, needs: {left: s.out, right: s.out}, matrix: {sizes: \"${sizes}\"}}\n"
+	for _, tc := range []struct {
+		sets []string
+		want []string
+	}{
+		{nil, []string{"p[128]", "p[32]"}},
+		{[]string{"sizes=[[8], [16], [32]]"}, []string{"p[16]", "p[32]", "p[8]"}},
+	} {
+		p := parse(t, reg, src, tc.sets...)
+		var got []string
+		for _, s := range p.Stages {
+			if s.Base == "p" {
+				got = append(got, s.Name)
+			}
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("--set %v: names (-want +got):\n%s", tc.sets, diff)
+		}
+	}
+}
+
 // Anchors and merge keys hash like the expanded text; float spellings and
 // key order give one key (case 3).
 func TestKeysIgnoreSpelling(t *testing.T) {

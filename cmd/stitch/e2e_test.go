@@ -79,18 +79,18 @@ func TestEndToEnd(t *testing.T) {
 		},
 		{
 			name: "coarse/deepfashion-fine-357", pipeline: "deepfashion-coarse.yaml",
-			data: "deepfashion-fine-357", sets: coarse,
+			data: "deepfashion-fine-357",
 			// The fine dataset's coarse layout has no style attribute,
 			// and a per-type model of an absent type cannot be trained.
-			targets: typeTargets(1, 2, 3, 4),
-			model:   "A", baseline: "frequency",
+			sets:  append(slices.Clone(coarse), "types=[1, 2, 3, 4]"),
+			model: "A", baseline: "frequency",
 		},
 		{
 			name: "coarse/clothing-attributes-1856", pipeline: "deepfashion-coarse.yaml",
-			data: "clothing-attributes-1856", sets: coarse,
+			data: "clothing-attributes-1856",
 			// No fabric attribute in this dataset.
-			targets: typeTargets(1, 3, 4, 5),
-			model:   "A", baseline: "frequency",
+			sets:  append(slices.Clone(coarse), "types=[1, 3, 4, 5]"),
+			model: "A", baseline: "frequency",
 		},
 	}
 	for _, tc := range cases {
@@ -98,17 +98,6 @@ func TestEndToEnd(t *testing.T) {
 			runCase(t, tc, shared)
 		})
 	}
-}
-
-// typeTargets are the stages of deepfashion-coarse.yaml to run when only
-// some attribute types exist: the main comparison and the per-type
-// models of those types (compare-types needs all five, so it is left out).
-func typeTargets(types ...int) []string {
-	targets := []string{"compare"}
-	for _, typ := range types {
-		targets = append(targets, fmt.Sprintf("evaluate-type[%d]", typ))
-	}
-	return targets
 }
 
 func runCase(t *testing.T, tc e2eCase, shared string) {
