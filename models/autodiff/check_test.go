@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"stitch/internal/testenv"
 	"stitch/models/onnxpb"
 	"stitch/models/ort"
 )
@@ -274,9 +276,7 @@ type gradCase struct {
 // where ONNX Runtime's CPU provider has only float kernels (Conv, pooling).
 func runCases(t *testing.T, cases []gradCase) {
 	t.Helper()
-	if err := ort.Init(); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireORT(t)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := errNoKernel

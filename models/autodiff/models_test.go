@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"stitch/internal/testenv"
 	"stitch/models/onnxpb"
 	"stitch/models/ort"
 )
@@ -17,25 +19,7 @@ import (
 // sharedModels finds ../shared/models beside the module root.
 func sharedModels(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	models := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(models); err != nil {
-		t.Skipf("shared models not found at %s", models)
-	}
-	return models
+	return testenv.Shared(t, "models")
 }
 
 func loadGraph(t testing.TB, path string) *onnxpb.GraphProto {
