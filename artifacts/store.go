@@ -25,6 +25,9 @@ var ErrCorrupt = errors.New("artifact corrupt")
 type Store struct {
 	root   string
 	logger *slog.Logger
+	// readOnly stores report corrupt objects but leave them in place:
+	// commands that promise to change nothing (show, status) use one.
+	readOnly bool
 }
 
 // OpenStore opens (creating if needed) the store under root.
@@ -39,6 +42,18 @@ func OpenStore(root string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	return &Store{root: root, logger: logger}, nil
+}
+
+// OpenStoreReadOnly opens an existing store for reading only: a corrupt
+// object is reported as ErrCorrupt but not removed. It creates nothing.
+func OpenStoreReadOnly(root string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat(filepath.Join(root, "objects")); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	return &Store{root: root, logger: logger, readOnly: true}, nil
 }
 
 // Root returns the directory the store lives in.
@@ -151,6 +166,11 @@ func (s *Store) Has(id ID) bool {
 }
 
 func (s *Store) discard(id ID) {
+	if s.readOnly {
+		s.logger.Warn("object does not match its hash; the next stitch run recomputes it",
+			"object", id.String())
+		return
+	}
 	s.logger.Warn("object does not match its hash; discarding it, it will be recomputed",
 		"object", id.String())
 	if err := os.Remove(s.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {

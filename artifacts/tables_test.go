@@ -1,6 +1,8 @@
 package artifacts
 
 import (
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -75,5 +77,41 @@ func TestModelAndPredictionsRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(p, gotP); diff != "" {
 		t.Errorf("predictions round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestReadOnlyStoreKeepsCorruptObjects(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := store.Put([]byte("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := store.Path(id)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := OpenStoreReadOnly(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Get(id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read-only Get of a tampered object: %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the read-only store removed the corrupt object: %v", err)
+	}
+	if _, err := store.Get(id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a tampered object: %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the store kept a corrupt object: %v", err)
 	}
 }

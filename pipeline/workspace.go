@@ -68,8 +68,7 @@ func OpenWorkspaceReadOnly(dir string, logger *slog.Logger) (*Workspace, error) 
 	meta := filepath.Join(dir, MetaDir)
 	w := &Workspace{Dir: dir, meta: meta, logger: logger, readOnly: true}
 	if _, err := os.Stat(filepath.Join(meta, "objects")); err == nil {
-		// OpenStore only creates folders, and they exist already.
-		if w.store, err = artifacts.OpenStore(meta, logger); err != nil {
+		if w.store, err = artifacts.OpenStoreReadOnly(meta, logger); err != nil {
 			return nil, fmt.Errorf("open workspace %s: %w", dir, err)
 		}
 	}
