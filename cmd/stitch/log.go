@@ -60,7 +60,7 @@ var cmdLog = &command{
 					if len(key) > 12 {
 						key = key[:12]
 					}
-					fmt.Fprintf(tw, "    %s\t%s\t%.2fs\tkey %s\t%s\n", s.State, s.Stage, s.Seconds, key, firstLine(s.Error))
+					writeRow(tw, "    "+string(s.State), s.Stage, fmt.Sprintf("%.2fs", s.Seconds), "key "+key, firstLine(s.Error))
 				}
 				tw.Flush()
 			}

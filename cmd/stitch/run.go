@@ -110,7 +110,7 @@ func printResult(e *env, res *pipeline.Result) {
 		case pipeline.StateWouldRun:
 			detail = strings.Join(s.Reasons, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.State, s.Stage, detail)
+		writeRow(tw, string(s.State), s.Stage, detail)
 	}
 	tw.Flush()
 	var parts []string

@@ -45,7 +45,7 @@ var cmdStatus = &command{
 					state = "stale"
 					stale++
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", state, st.Stage, strings.Join(st.Reasons, "; "))
+				writeRow(tw, state, st.Stage, strings.Join(st.Reasons, "; "))
 			}
 			tw.Flush()
 			fmt.Fprintf(e.stdout, "%s: %d fresh, %d stale\n", p.Name, len(sts)-stale, stale)
