@@ -86,10 +86,10 @@
 // pass), and ranks each positive within its type by counting, so there is
 // no per-type selection. A second pass places every negative among the
 // sorted positive scores of its attribute and of all attributes through
-// bucket tables that resolve most negatives with one comparison; the
-// negatives for the table of all attributes are first grouped by bucket
-// range so that each group's lookups stay in cache. No negative is ever
-// sorted. Both passes run on image chunks in parallel; the results are
-// integers summed in a fixed order and do not depend on the number of
-// workers. Counts are int64.
+// bucket tables whose entries hold both a key's index and the key, so
+// most negatives resolve with one load and one comparison; only buckets
+// holding several keys are searched. No negative is ever sorted. Both
+// passes run on image chunks in parallel; the results are integers summed
+// in a fixed order and do not depend on the number of workers. Counts are
+// int64.
 package metrics

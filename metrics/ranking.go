@@ -46,16 +46,26 @@ type splitters struct {
 	mult []int64  // positives with keys[i]
 	lo   uint32
 	span uint32 // keys[len-1] - lo
-	// first[b] is the index of the first key at least lo + b<<shift, with
-	// multiKeys set when bucket b holds two keys or more.
+	// ent[b] is keys[i]<<32 | i for the index i of the first key at least
+	// lo + b<<shift, with multiKeys set in i when bucket b holds two keys
+	// or more: one load gives both the index and the key to compare.
 	shift uint
-	first []uint32
+	ent   []uint64
 }
+
+// attrBucketsPerKey and globalBucketsPerKey size the bucket tables of one
+// attribute's positives and of all positives. The table of all positives
+// is too large for the core's caches and is read at random, so it is kept
+// at half the density: fewer cache misses outweigh a few more searches.
+const (
+	attrBucketsPerKey   = 4
+	globalBucketsPerKey = 2
+)
 
 // multiKeys marks a bucket of splitters.first that holds several keys.
 const multiKeys = 1 << 31
 
-func newSplitters(sorted []uint32) *splitters {
+func newSplitters(sorted []uint32, perKey int) *splitters {
 	s := &splitters{}
 	for i, k := range sorted {
 		if i > 0 && k == sorted[i-1] {
@@ -70,129 +80,61 @@ func newSplitters(sorted []uint32) *splitters {
 	}
 	s.lo, s.span = s.keys[0], s.keys[len(s.keys)-1]-s.keys[0]
 
-	// About four buckets per key leave most buckets with one key at
+	// About four buckets per key (perKey) leave most buckets with one key at
 	// most, which place resolves without a search; a clustered score
 	// distribution only sends more negatives to the search.
 	target := uint64(4)
-	for target < 4*uint64(len(s.keys)) {
+	for target < uint64(perKey)*uint64(len(s.keys)) {
 		target *= 2
 	}
 	for uint64(s.span)>>s.shift >= target {
 		s.shift++
 	}
 	buckets := int(s.span>>s.shift) + 1
-	s.first = make([]uint32, buckets)
+	s.ent = make([]uint64, buckets)
 	i := 0
 	for b := range buckets {
 		end := uint64(s.lo) + uint64(b+1)<<s.shift
 		for i < len(s.keys) && uint64(s.keys[i]) < uint64(s.lo)+uint64(b)<<s.shift {
 			i++
 		}
-		s.first[b] = uint32(i)
+		e := uint64(s.keys[i])<<32 | uint64(i)
 		if i+1 < len(s.keys) && uint64(s.keys[i+1]) < end {
-			s.first[b] |= multiKeys
+			e |= multiKeys
 		}
+		s.ent[b] = e
 	}
 	return s
 }
 
-// slot returns where x falls among the keys as a counter index: 2i when
-// i keys are below x and x equals none, 2i+1 when x equals keys[i]. s
-// must hold at least one key.
+// A slot is where a key x falls among the keys of splitters, as a counter
+// index: 2i when i keys are below x and x equals none, 2i+1 when x equals
+// keys[i]. x's entry e is s.ent[clampedBucket(x, ...)] with s's range.
 //
 // Fast path: x is clamped into [lo, hi] (a key below lo lands in bucket
 // 0 and compares below keys[0]; one above hi lands in the last bucket
 // and compares above its last key), and its bucket gives the index i of
-// the first key not below the bucket's start. When the bucket holds at
-// most one key, keys[i] is that key or a later one, so one comparison
-// with it places x: no search and no data-dependent branch. Buckets
-// with several keys, rare by the sizing above, binary search them.
-func (s *splitters) slot(x uint32) int {
-	e := s.first[s.bucket(x)]
-	if e&multiKeys != 0 {
-		return s.search(x, int(e&^multiKeys))
-	}
-	k := s.keys[e]
-	return 2*int(e) + 2*b2i(x > k) + b2i(x == k)
+// the first key not below the bucket's start, and that key. When the
+// bucket holds at most one key, keys[i] is that key or a later one, so
+// one comparison with it places x: no search and no data-dependent
+// branch. Buckets with several keys, rare by the sizing above, binary
+// search them.
+//
+// singleSlot is that fast path, for an entry e without multiKeys.
+func singleSlot(e uint64, x uint32) int {
+	k := uint32(e >> 32)
+	return 2*int(uint32(e)) + 2*b2i(x > k) + b2i(x == k)
 }
 
-// search is slot's path for x in a bucket holding several keys, the
-// first at index i.
-func (s *splitters) search(x uint32, i int) int {
+// search is the slot's path for x in a bucket holding several keys, whose
+// entry is e.
+func (s *splitters) search(x uint32, e uint64) int {
+	i := int(uint32(e) &^ multiKeys)
 	j := i + sort.Search(len(s.keys)-i, func(n int) bool { return s.keys[i+n] >= x })
 	if j < len(s.keys) && s.keys[j] == x {
 		return 2*j + 1
 	}
 	return 2 * j
-}
-
-// bucket is the bucket of first that x falls in, clamped as in slot.
-func (s *splitters) bucket(x uint32) uint32 {
-	d := x - s.lo
-	if x < s.lo {
-		d = 0
-	}
-	return min(d, s.span) >> s.shift
-}
-
-// partitionKeys is how many key buffers a globalPlacer sorts negatives
-// into, and partitionCap how many keys each holds before it is resolved.
-const (
-	partitionKeys = 256
-	partitionCap  = 256
-)
-
-// globalPlacer places negatives among the positives of all attributes.
-// That table is too large for the core's caches (a few keys per
-// thousand scores, four buckets per key), and negatives come in row
-// order, so a lookup straight away would miss the cache nearly every
-// time. Instead each key goes into one of partitionKeys buffers by the
-// high bits of its bucket, and a full buffer is resolved at once: its
-// keys touch only 1/partitionKeys of the table and of the counters,
-// which then stay in the L1 cache.
-type globalPlacer struct {
-	s      *splitters
-	counts []uint32
-	pshift uint
-	buf    []uint32 // partition p is buf[p*partitionCap:][:fill[p]]
-	fill   []int
-}
-
-func newGlobalPlacer(s *splitters, counts []uint32) *globalPlacer {
-	g := &globalPlacer{s: s, counts: counts}
-	for len(s.first)>>g.pshift > partitionKeys {
-		g.pshift++
-	}
-	parts := (len(s.first)-1)>>g.pshift + 1
-	g.buf = make([]uint32, parts*partitionCap)
-	g.fill = make([]int, parts)
-	return g
-}
-
-func (g *globalPlacer) add(x uint32) {
-	p := int(g.s.bucket(x) >> g.pshift)
-	f := g.fill[p]
-	g.buf[p*partitionCap+f] = x
-	if f+1 < partitionCap {
-		g.fill[p] = f + 1
-		return
-	}
-	g.fill[p] = partitionCap
-	g.drain(p)
-}
-
-// drain counts the keys of partition p.
-func (g *globalPlacer) drain(p int) {
-	for _, x := range g.buf[p*partitionCap : p*partitionCap+g.fill[p]] {
-		g.counts[g.s.slot(x)]++
-	}
-	g.fill[p] = 0
-}
-
-func (g *globalPlacer) drainAll() {
-	for p := range g.fill {
-		g.drain(p)
-	}
 }
 
 func b2i(b bool) int {
@@ -291,11 +233,11 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 	m, n := d.NumAttributes, d.NumImages()
 	perAttr := make([]*splitters, m)
 	for a := range m {
-		perAttr[a] = newSplitters(tk.keys[tk.keyStart[a]:tk.keyStart[a+1]])
+		perAttr[a] = newSplitters(tk.keys[tk.keyStart[a]:tk.keyStart[a+1]], attrBucketsPerKey)
 	}
 	all := slices.Clone(tk.keys)
 	slices.Sort(all)
-	global := newSplitters(all)
+	global := newSplitters(all, globalBucketsPerKey)
 
 	// Workers take chunks of rows and walk each chunk one block of
 	// attributes at a time: the chunk stays in cache while the blocks'
@@ -315,25 +257,15 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 		}
 		acc[w] = c
 		g.Go(func() error {
-			var gp *globalPlacer
-			if len(global.keys) > 0 {
-				gp = newGlobalPlacer(global, c.global.n)
-			}
 			// A uint32 count grows by at most one per score read.
 			sinceFlush := 0
 			for {
 				lo := int(next.Add(rankChunkRows)) - rankChunkRows
 				if lo >= n {
-					if gp != nil {
-						gp.drainAll()
-					}
 					return nil
 				}
 				hi := min(n, lo+rankChunkRows)
 				if sinceFlush+(hi-lo)*m > math.MaxUint32 {
-					if gp != nil {
-						gp.drainAll()
-					}
 					for _, pc := range c.perAttr {
 						pc.flush()
 					}
@@ -342,7 +274,7 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 				}
 				sinceFlush += (hi - lo) * m
 				for a0 := 0; a0 < m; a0 += blockAttributes {
-					rankBlock(d, lo, hi, a0, min(m, a0+blockAttributes), perAttr, c.perAttr, gp)
+					rankBlock(d, lo, hi, a0, min(m, a0+blockAttributes), perAttr, c.perAttr, global, c.global.n)
 				}
 			}
 		})
@@ -381,35 +313,68 @@ func rankingPass(d *Data, tk *topKResult, workers int) Ranking {
 	return r
 }
 
+// clampedBucket is the bucket of splitters.ent that x falls in, for
+// splitters with the given lo, span and shift (see slot). It clamps
+// without branches: whether a negative falls below or above the
+// positives' range is data, which a branch would have to guess.
+func clampedBucket(x uint32, lo, span int64, shift uint) uint64 {
+	d := int64(x) - lo
+	d &^= d >> 63 // below lo: 0
+	over := span - d
+	d += over & (over >> 63) // above lo + span: span
+	return uint64(d) >> shift
+}
+
 // rankBlock places the negatives of rows [lo, hi) and attributes [a0, a1)
 // among their attribute's positives and among all positives.
 func rankBlock(d *Data, lo, hi, a0, a1 int, perAttr []*splitters, perCounts []slotCounts,
-	global *globalPlacer) {
+	global *splitters, gcnt []uint32) {
 	m := d.NumAttributes
 	// Local copies keep the block's tables one load away.
-	var block [blockAttributes]splitters
-	var blockCounts [blockAttributes][]uint32
-	var has [blockAttributes]bool
-	for j := range a1 - a0 {
-		block[j] = *perAttr[a0+j]
-		blockCounts[j] = perCounts[a0+j].n
-		has[j] = len(block[j].keys) > 0
+	type table struct {
+		ent      []uint64
+		cnt      []uint32
+		lo, span int64
+		shift    uint
+		s        *splitters
 	}
-	hasGlobal := global != nil
+	var block [blockAttributes]table
+	// An attribute without positives, or no positives at all, gets a
+	// one-bucket table whose counts are thrown away: no branch in the loop.
+	var dummyEnt [1]uint64
+	var dummyCnt [4]uint32
+	for j := range a1 - a0 {
+		sp := perAttr[a0+j]
+		if len(sp.keys) == 0 {
+			block[j] = table{ent: dummyEnt[:], cnt: dummyCnt[:], s: sp}
+			continue
+		}
+		block[j] = table{ent: sp.ent, cnt: perCounts[a0+j].n, lo: int64(sp.lo), span: int64(sp.span), shift: sp.shift, s: sp}
+	}
+	gt := table{ent: dummyEnt[:], cnt: dummyCnt[:]}
+	if len(global.keys) > 0 {
+		gt = table{ent: global.ent, cnt: gcnt, lo: int64(global.lo), span: int64(global.span), shift: global.shift, s: global}
+	}
 	for i := lo; i < hi; i++ {
 		base := i * m
 		labels := d.Labels[base+a0 : base+a1]
 		scores := d.Scores[base+a0 : base+a1]
+		scores = scores[:len(labels)]
 		for j, l := range labels {
 			if l != -1 {
 				continue
 			}
 			key := orderKey(scores[j])
-			if has[j] {
-				blockCounts[j][block[j].slot(key)]++
+			t := &block[j]
+			if e := t.ent[clampedBucket(key, t.lo, t.span, t.shift)]; e&multiKeys == 0 {
+				t.cnt[singleSlot(e, key)]++
+			} else {
+				t.cnt[t.s.search(key, e)]++
 			}
-			if hasGlobal {
-				global.add(key)
+			if e := gt.ent[clampedBucket(key, gt.lo, gt.span, gt.shift)]; e&multiKeys == 0 {
+				gt.cnt[singleSlot(e, key)]++
+			} else {
+				gt.cnt[gt.s.search(key, e)]++
 			}
 		}
 	}
