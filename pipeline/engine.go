@@ -183,6 +183,13 @@ func (w *Workspace) Run(ctx context.Context, p *Pipeline, opts Options) (*Result
 		r.opts.Jobs = runtime.NumCPU()
 	}
 	started := time.Now()
+	// A record that says "running" first, so that a run killed with
+	// SIGKILL still shows in `stitch log`; it is replaced at the end.
+	begun := &RunRecord{ID: runID(started), Pipeline: p.Name, File: p.File, Args: opts.Args,
+		Started: started, Outcome: OutcomeRunning, PID: os.Getpid()}
+	if err := w.writeRunRecord(begun); err != nil {
+		w.logger.Warn("could not write the run record", "err", err)
+	}
 	for _, s := range selected {
 		r.nodes[s.Name] = &node{stage: s, forced: forced[s.Name]}
 	}
@@ -226,7 +233,7 @@ func runID(t time.Time) string {
 
 func runRecord(res *Result, p *Pipeline, args []string, started time.Time) *RunRecord {
 	rec := &RunRecord{ID: res.RunID, Pipeline: p.Name, File: p.File, Args: args,
-		Started: started, Finished: time.Now(), Outcome: "ok"}
+		Started: started, Finished: time.Now(), Outcome: "ok", PID: os.Getpid()}
 	for _, s := range res.Stages {
 		sr := StageRun{Stage: s.Stage, Kind: s.Kind, Key: s.Key, State: s.State,
 			Seconds: s.Duration.Seconds(), Outputs: s.Outputs, Upstream: s.Upstream}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -135,14 +136,32 @@ type StageRecord struct {
 
 // RunRecord is what one `stitch run` did, for `stitch log`.
 type RunRecord struct {
-	ID       string     `json:"id"`
-	Pipeline string     `json:"pipeline"`
-	File     string     `json:"file"`
-	Args     []string   `json:"args,omitempty"`
-	Started  time.Time  `json:"started"`
-	Finished time.Time  `json:"finished"`
-	Outcome  string     `json:"outcome"` // ok, failed or interrupted
-	Stages   []StageRun `json:"stages"`
+	ID       string    `json:"id"`
+	Pipeline string    `json:"pipeline"`
+	File     string    `json:"file"`
+	Args     []string  `json:"args,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Outcome  string    `json:"outcome"` // ok, failed, interrupted or running
+	// PID is the process that ran it: a record still "running" whose
+	// process is gone was killed (see Killed).
+	PID    int        `json:"pid,omitempty"`
+	Stages []StageRun `json:"stages"`
+}
+
+// OutcomeRunning marks the record of a run that has not finished; it is
+// rewritten when the run ends, so one that stays is a run in progress or a
+// killed one.
+const OutcomeRunning = "running"
+
+// Killed reports whether r never finished and its process is gone.
+func (r *RunRecord) Killed() bool {
+	if r.Outcome != OutcomeRunning || r.PID <= 0 {
+		return false
+	}
+	// Signal 0 checks that the process exists without touching it.
+	err := syscall.Kill(r.PID, 0)
+	return errors.Is(err, syscall.ESRCH)
 }
 
 // StageRun is one stage in a RunRecord.

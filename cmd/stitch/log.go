@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +47,14 @@ var cmdLog = &command{
 				return enc.Encode(runs)
 			}
 			for _, r := range runs {
+				if r.Outcome == pipeline.OutcomeRunning {
+					what := "running now (pid " + strconv.Itoa(r.PID) + ")"
+					if r.Killed() {
+						what = "killed before it finished: nothing it was running was cached"
+					}
+					fmt.Fprintf(e.stdout, "%s  %s  %s\n", r.Started.Local().Format(time.DateTime), r.Pipeline, what)
+					continue
+				}
 				counts := map[pipeline.State]int{}
 				for _, s := range r.Stages {
 					counts[s.State]++

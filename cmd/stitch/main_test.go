@@ -180,6 +180,11 @@ func TestSIGKILLRecovers(t *testing.T) {
 	if len(work) != 1 {
 		t.Errorf("work folders with a checkpoint after the kill: %v", work)
 	}
+	logCmd := exec.CommandContext(t.Context(), bin, "log")
+	logCmd.Dir = killed
+	if out, err := logCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "killed before it finished") {
+		t.Errorf("stitch log after the kill (err %v) does not list the killed run:\n%s", err, out)
+	}
 	rerun := exec.CommandContext(t.Context(), bin, "run")
 	rerun.Dir = killed
 	out, err := rerun.CombinedOutput()
