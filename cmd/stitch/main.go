@@ -71,9 +71,12 @@ var commands = []*command{
 // built per invocation, so tests run commands in-process side by side.
 type env struct {
 	stdout, stderr io.Writer
-	logger         *slog.Logger
-	workspace      string
-	kinds          []pipeline.Kind
+	// logs is where logger writes: stderr, routed above the progress bars
+	// while they are drawn.
+	logs      *logSink
+	logger    *slog.Logger
+	workspace string
+	kinds     []pipeline.Kind
 	// terminal reports whether stderr is a terminal (progress bars).
 	terminal bool
 	quiet    bool
@@ -146,10 +149,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ks []
 	case *quiet:
 		level = slog.LevelWarn
 	}
+	logs := &logSink{w: stderr}
 	e := &env{
 		stdout:    stdout,
 		stderr:    stderr,
-		logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		logs:      logs,
+		logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		workspace: *workspace,
 		kinds:     ks,
 		quiet:     *quiet,

@@ -159,3 +159,47 @@ func bar(done, total, width int) string {
 	n := min(width, width*done/total)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }
+
+// Write prints log output as permanent lines above the bar block, so a
+// log line never lands inside the block that the next redraw erases.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	n, err := p.w.Write(b)
+	if p.terminal {
+		p.redraw()
+	}
+	return n, err
+}
+
+// logSink is the logger's writer: stderr, or the progress display while
+// one is active.
+type logSink struct {
+	w io.Writer
+
+	mu       sync.Mutex
+	progress *progress
+}
+
+func (s *logSink) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	p := s.progress
+	s.mu.Unlock()
+	if p != nil {
+		return p.Write(b)
+	}
+	return s.w.Write(b)
+}
+
+// attach routes log output through p until the returned function is called.
+func (s *logSink) attach(p *progress) (detach func()) {
+	s.mu.Lock()
+	s.progress = p
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.progress = nil
+		s.mu.Unlock()
+	}
+}

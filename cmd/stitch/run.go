@@ -79,6 +79,9 @@ func runRun(ctx context.Context, e *env, f *runFlags, args []string) error {
 	if !f.dryRun && !e.quiet {
 		prog := newProgress(e.stderr, e.terminal)
 		defer prog.close()
+		if e.logs != nil {
+			defer e.logs.attach(prog)()
+		}
 		opts.Observer = prog
 	}
 
