@@ -36,7 +36,9 @@ func (w *Workspace) Status(ctx context.Context, p *Pipeline) ([]StageStatus, err
 	return w.status(ctx, p, p.Stages, nil)
 }
 
-func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage, forced map[string]bool) ([]StageStatus, error) {
+func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
+	forced map[string]bool,
+) ([]StageStatus, error) {
 	fp := &fingerprinter{dir: filepath.Join(w.meta, "fp"), readOnly: true}
 	memo := w.loadMemo()
 	ro := *w
@@ -64,7 +66,8 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage, fo
 					stale = append(stale, ref.Stage)
 					continue
 				}
-				inputs[in.Name] = append(inputs[in.Name], InputRef{Stage: ref.Stage, Output: ref.Output, ID: up.Outputs[ref.Output]})
+				ir := InputRef{Stage: ref.Stage, Output: ref.Output, ID: up.Outputs[ref.Output]}
+				inputs[in.Name] = append(inputs[in.Name], ir)
 			}
 		}
 		slices.Sort(stale)

@@ -63,8 +63,10 @@ func runRun(ctx context.Context, e *env, f *runFlags, args []string) error {
 		Jobs:      f.jobs,
 		DryRun:    f.dryRun,
 		KeepGoing: f.keepGoing,
-		Settings:  pipeline.Settings{Threads: f.threads, Provider: f.provider, DeviceID: f.device, FallbackCPU: f.fallbackCPU},
-		Args:      e.argv,
+		Settings: pipeline.Settings{
+			Threads: f.threads, Provider: f.provider, DeviceID: f.device, FallbackCPU: f.fallbackCPU,
+		},
+		Args: e.argv,
 	}
 
 	var w *pipeline.Workspace

@@ -103,7 +103,8 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 	for _, r := range found {
 		pipes = append(pipes, r.Pipeline)
 	}
-	return nil, "", usagef("stage %q is in several pipelines (%s): pick one with --pipeline", arg, strings.Join(pipes, ", "))
+	return nil, "", usagef("stage %q is in several pipelines (%s): pick one with --pipeline",
+		arg, strings.Join(pipes, ", "))
 }
 
 func sortedOutputs(m map[string]artifacts.ID) []string {
@@ -115,7 +116,9 @@ func sortedOutputs(m map[string]artifacts.ID) []string {
 	return names
 }
 
-func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord, name string, rows int, asCSV bool) error {
+func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord, name string,
+	rows int, asCSV bool,
+) error {
 	id := rec.Outputs[name]
 	if st == nil {
 		return fmt.Errorf("show %s.%s: %w", rec.Stage, name, artifacts.ErrNotFound)

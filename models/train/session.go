@@ -73,10 +73,12 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 			s.Close()
 		}
 	}()
-	if s.stepSess, err = ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning); err != nil {
+	s.stepSess, err = ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning)
+	if err != nil {
 		return nil, fmt.Errorf("step session: %w", err)
 	}
-	if s.evalSess, err = ort.NewSessionWithConfig(eval.Model, eval.Inputs, eval.Outputs, opts, ort.NoSpinning); err != nil {
+	s.evalSess, err = ort.NewSessionWithConfig(eval.Model, eval.Inputs, eval.Outputs, opts, ort.NoSpinning)
+	if err != nil {
 		return nil, fmt.Errorf("eval session: %w", err)
 	}
 

@@ -251,7 +251,8 @@ func align(pred *artifacts.Predictions, samples *artifacts.Samples, attrs []arti
 	var missing []string
 	for i, img := range samples.Image {
 		if seen[img] {
-			return aligned{}, fmt.Errorf("align: image %q appears twice in the samples, whose order the predictions do not follow", img)
+			return aligned{}, fmt.Errorf("align: image %q appears twice in the samples, "+
+				"whose order the predictions do not follow", img)
 		}
 		seen[img] = true
 		j, ok := row[img]

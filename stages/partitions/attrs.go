@@ -13,7 +13,9 @@ var coarseTypeNames = map[int]string{1: "texture", 2: "fabric", 3: "shape", 4: "
 
 // fineTypeNames are the group ids of DeepFashion's Anno_fine layout; 7
 // (style) is stitch's own, used by the synthetic dataset.
-var fineTypeNames = map[int]string{1: "texture", 2: "sleeve", 3: "length", 4: "neckline", 5: "fabric", 6: "fit", 7: "style"}
+var fineTypeNames = map[int]string{
+	1: "texture", 2: "sleeve", 3: "length", 4: "neckline", 5: "fabric", 6: "fit", 7: "style",
+}
 
 // readAttrCloth reads list_attr_cloth.txt: a count, a header, then one
 // attribute per row whose last token is its type (names contain spaces).

@@ -40,7 +40,8 @@ func readFine(ctx context.Context, root string, attrType int) (*Dataset, error) 
 	ds.Attributes = attrs
 
 	if _, err := os.Stat(abs("list_category_cloth.txt")); err == nil {
-		if ds.Categories, err = readCategoryCloth(abs("list_category_cloth.txt"), rel("list_category_cloth.txt")); err != nil {
+		ds.Categories, err = readCategoryCloth(abs("list_category_cloth.txt"), rel("list_category_cloth.txt"))
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -334,7 +334,8 @@ func (r *report) Arrow() (*arrow.Schema, arrow.RecordBatch) {
 	for _, e := range r.Exps {
 		appendRow(e.Name, "stitch", func(c column) (float64, bool) { return c.get(e, r.K) },
 			e.Info.MacroAttributes, e.Info.Attributes,
-			fmt.Sprintf("stage %s; macro over %d of %d attributes with positives", e.Stage, e.Info.MacroAttributes, e.Info.Attributes))
+			fmt.Sprintf("stage %s; macro over %d of %d attributes with positives",
+				e.Stage, e.Info.MacroAttributes, e.Info.Attributes))
 	}
 	for _, ref := range r.References {
 		appendRow(ref.Name, "published", func(c column) (float64, bool) { return refValue(ref, c, r.K) }, 0, 0, refNote)
