@@ -22,38 +22,23 @@ var fineTypeNames = map[int]string{
 // In the coarse layout the type must be 1..5; in the fine layout it is a
 // group id (1..7 named, larger ids accepted as "group N").
 func readAttrCloth(path, name string, coarse bool) ([]artifacts.Attribute, error) {
-	lr, err := openLines(path, name)
-	if err != nil {
-		return nil, err
-	}
-	defer lr.Close()
-	count, err := lr.readHeader("attribute_name")
-	if err != nil {
-		return nil, err
-	}
 	var attrs []artifacts.Attribute
-	for {
-		line, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := readList(path, name, "attribute_name", func(lr *lineReader, line []byte) error {
 		tok, rest := lastToken(line)
 		typ, ok := parseInt(tok)
 		if !ok || len(rest) == 0 {
-			return nil, lr.errorf("want an attribute name and a type, got %q", clip(line))
+			return lr.errorf("want an attribute name and a type, got %q", clip(line))
 		}
 		typeName, err := attrTypeName(int(typ), coarse)
 		if err != nil {
-			return nil, lr.errorf("attribute %q: %v", rest, err)
+			return lr.errorf("attribute %q: %v", rest, err)
 		}
 		attrs = append(attrs, artifacts.Attribute{
 			Index: len(attrs), Name: string(rest), Type: int(typ), TypeName: typeName,
 		})
-	}
-	if err := lr.checkCount(count, len(attrs)); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(attrs) == 0 {
@@ -101,33 +86,48 @@ func selectType(attrs []artifacts.Attribute, attrType int) (kept []artifacts.Att
 // a category name and its body type (1 upper, 2 lower, 3 full) per row;
 // ids are 1-based row numbers.
 func readCategoryCloth(path, name string) ([]artifacts.Category, error) {
+	var cats []artifacts.Category
+	err := readList(path, name, "category_name", func(lr *lineReader, line []byte) error {
+		tok, rest := lastToken(line)
+		body, ok := parseInt(tok)
+		if !ok || len(rest) == 0 {
+			return lr.errorf("want a category name and a body type, got %q", clip(line))
+		}
+		if body < 1 || body > 3 {
+			return lr.errorf("category %q: body type %d outside 1..3", rest, body)
+		}
+		cats = append(cats, artifacts.Category{ID: len(cats) + 1, Name: string(rest), BodyType: int(body)})
+		return nil
+	})
+	return cats, err
+}
+
+// readList reads a DeepFashion list_* file: a count line, a header whose
+// first token is header, then one row per call of fn; the count is checked
+// against the rows at the end.
+func readList(path, name, header string, fn func(lr *lineReader, line []byte) error) error {
 	lr, err := openLines(path, name)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer lr.Close()
-	count, err := lr.readHeader("category_name")
+	count, err := lr.readHeader(header)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var cats []artifacts.Category
+	rows := 0
 	for {
 		line, err := lr.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		tok, rest := lastToken(line)
-		body, ok := parseInt(tok)
-		if !ok || len(rest) == 0 {
-			return nil, lr.errorf("want a category name and a body type, got %q", clip(line))
+		if err := fn(lr, line); err != nil {
+			return err
 		}
-		if body < 1 || body > 3 {
-			return nil, lr.errorf("category %q: body type %d outside 1..3", rest, body)
-		}
-		cats = append(cats, artifacts.Category{ID: len(cats) + 1, Name: string(rest), BodyType: int(body)})
+		rows++
 	}
-	return cats, lr.checkCount(count, len(cats))
+	return lr.checkCount(count, rows)
 }

@@ -216,10 +216,7 @@ func splitLabels(lr *lineReader, line []byte, dst []int8) ([]byte, error) {
 // slowLabel parses the token that ends at end; it returns the token's
 // start, or end itself when the token is not a label.
 func slowLabel(line []byte, end int, dst *int8) (int, bool) {
-	start := end
-	for start > 0 && !spaceTable[line[start-1]] {
-		start--
-	}
+	start := tokenStart(line, end)
 	v, ok := parseLabel(line[start:end])
 	if !ok {
 		return end, false
@@ -228,51 +225,22 @@ func slowLabel(line []byte, end int, dst *int8) (int, bool) {
 	return start, true
 }
 
-// labelError explains why the token ending at end is not label j of n.
-func labelError(lr *lineReader, line []byte, end, j, n int) error {
+// tokenStart returns where the token of line that ends at end begins.
+func tokenStart(line []byte, end int) int {
 	start := end
 	for start > 0 && !spaceTable[line[start-1]] {
 		start--
 	}
+	return start
+}
+
+// labelError explains why the token ending at end is not label j of n.
+func labelError(lr *lineReader, line []byte, end, j, n int) error {
+	start := tokenStart(line, end)
 	if start == 0 {
 		return lr.errorf("row has %d label values after the image path, want %d", n-1-j, n)
 	}
 	return lr.errorf("bad label %q, want 1, -1 or 0", clip(line[start:end]))
-}
-
-// splitLabelsSimple is the plain reading of splitLabels, kept as the
-// reference that FuzzSplitLabels compares the fast path with.
-func splitLabelsSimple(lr *lineReader, line []byte, dst []int8) ([]byte, error) {
-	end := len(line)
-	for j := len(dst) - 1; j >= 0; j-- {
-		start := end
-		for start > 0 && !spaceTable[line[start-1]] {
-			start--
-		}
-		v, ok := parseLabel(line[start:end])
-		if !ok {
-			if start == 0 {
-				return nil, lr.errorf("row has %d label values after the image path, want %d",
-					len(dst)-1-j, len(dst))
-			}
-			return nil, lr.errorf("bad label %q, want 1, -1 or 0", clip(line[start:end]))
-		}
-		dst[j] = v
-		end = start
-		for end > 0 && spaceTable[line[end-1]] {
-			end--
-		}
-		if end == 0 {
-			return nil, lr.errorf("row has no image path before its %d labels", len(dst))
-		}
-	}
-	image := line[:end]
-	if tok, _ := lastToken(image); len(tok) < len(image) {
-		if _, ok := parseLabel(tok); ok {
-			return nil, lr.errorf("row has more than %d label values after the image path", len(dst))
-		}
-	}
-	return image, nil
 }
 
 // splitInts parses the last len(dst) tokens of line as integers into dst
