@@ -47,6 +47,7 @@ type tuning struct {
 	unfold     int  // unfoldConv or unfoldSlice, for weightGrad = wgradPerSample
 	weightGrad int  // wgradAuto, wgradGemm or wgradPerSample
 	perTapGemm bool // one weight-gradient product per kernel tap, not one of all taps
+	whereMask  bool // Relu and Clip gradients through Where, not a Mul by the cast mask
 }
 
 func backward(g *onnxpb.GraphProto, out, seed string, wrt []string, opts Options,

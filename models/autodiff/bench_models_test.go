@@ -225,6 +225,7 @@ func BenchmarkTunings(b *testing.B) {
 		// options (spinning threads).
 		{name: "before", opts: benchOptions, tune: tuning{weightGrad: wgradPerSample}},
 		{name: "after", opts: benchOptions, config: noSpin},
+		{name: "where", opts: benchOptions, config: noSpin, tune: tuning{whereMask: true}},
 		{name: "forward", forward: true, opts: benchOptions, config: noSpin},
 		// Parameters as initializers: what ONNX Runtime's prepacking and
 		// NCHWc layout make of the forward pass when weights are constants.

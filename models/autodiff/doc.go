@@ -43,9 +43,10 @@
 //	Add, Sub, Sum       dY (negated for Sub's B), ReduceSum over broadcast axes
 //	Mul, Div            dY*B, dY*A; dY/B, -dY*Y/B; each reduced over broadcast axes
 //	Neg, Sqrt           -dY; dY/(2Y)
-//	Relu                Where(Y > 0, dY, 0): reads Y, so Conv+Relu stays fusable
+//	Relu                dY * Cast(Y > 0): reads Y, so Conv+Relu stays fusable (a Mul by the
+//	                    cast mask measured cheaper than Where)
 //	LeakyRelu           Where(Y > 0, dY, alpha*dY)
-//	Clip                Where(min < Y < max, dY, 0); bounds from inputs, Constant nodes, attributes
+//	Clip                dY * Cast(min < Y < max); bounds from inputs, Constant nodes, attributes
 //	Sigmoid, Tanh       dY*Y*(1-Y); dY*(1-Y²)
 //	HardSigmoid         Where(0 < Y < 1, alpha*dY, 0)
 //	HardSwish           dY * (0 below -3, 1 above 3, X/3+1/2 between), PyTorch's convention
