@@ -30,6 +30,11 @@ type ModelMeta struct {
 	Attributes []Attribute `json:"attributes"`
 	// Backbone names where the model came from (zoo name or file).
 	Backbone string `json:"backbone"`
+	// CategoryOutput names the graph's category output, [batch,
+	// len(Categories)] logits (apply a softmax), one per entry of
+	// Categories in order; "" when the model predicts no category.
+	CategoryOutput string     `json:"category_output,omitempty"`
+	Categories     []Category `json:"categories,omitempty"`
 }
 
 // Model is a model artifact: ONNX bytes plus their metadata.
@@ -90,68 +95,165 @@ func (s *Store) GetModel(id ID) (*Model, error) {
 
 // Predictions holds scores per sample and attribute, row-major:
 // Scores[i*NumAttributes+a] is the probability of attribute a on Image[i].
+// A model with a category output adds one probability per category.
 type Predictions struct {
 	NumAttributes int
 	Image         []string
 	Scores        []float32
+	// NumCategories is the number of category scores per row: 0 when the
+	// model predicts no category, else len(Categories).
+	NumCategories int
+	// CategoryScores[i*NumCategories+c] is the probability (a softmax over
+	// the row) of category Categories[c] on Image[i]. Columns follow the
+	// model's categories, not ids: match them by Categories[c].ID.
+	CategoryScores []float32
+	Categories     []Category
 }
 
-// PredictionsSchema returns the schema of a predictions table.
+// MetaCategories is the schema metadata key of a predictions table that
+// holds category scores: the JSON of its categories, in column order.
+const MetaCategories = "stitch.categories"
+
+// PredictionsSchema returns the schema of a predictions table with n
+// attribute scores per row and no category scores.
 func PredictionsSchema(n int) *arrow.Schema {
-	return arrow.NewSchema([]arrow.Field{
+	return predictionsSchema(n, nil, "")
+}
+
+// predictionsSchema adds the category_scores column, and the categories
+// as metadata, when cats is not empty.
+func predictionsSchema(n int, cats []Category, catsJSON string) *arrow.Schema {
+	fields := []arrow.Field{
 		{Name: "image", Type: arrow.BinaryTypes.String},
 		{Name: "scores", Type: arrow.FixedSizeListOf(int32(n), arrow.PrimitiveTypes.Float32)},
-	}, withKind(KindPredictions, MetaAttributes, strconv.Itoa(n)))
+	}
+	kv := []string{MetaAttributes, strconv.Itoa(n)}
+	if len(cats) > 0 {
+		fields = append(fields, arrow.Field{Name: "category_scores",
+			Type: arrow.FixedSizeListOf(int32(len(cats)), arrow.PrimitiveTypes.Float32)})
+		kv = append(kv, MetaCategories, catsJSON)
+	}
+	return arrow.NewSchema(fields, withKind(KindPredictions, kv...))
 }
 
-// PutPredictions stores p as a predictions table.
+// PutPredictions stores p as a predictions table; the category_scores
+// column is written only when p has category scores.
 func (s *Store) PutPredictions(p *Predictions) (ID, error) {
 	if len(p.Scores) != len(p.Image)*p.NumAttributes {
 		return ID{}, fmt.Errorf("put predictions: %d scores for %d rows x %d attributes",
 			len(p.Scores), len(p.Image), p.NumAttributes)
 	}
-	schema := PredictionsSchema(p.NumAttributes)
+	if p.NumCategories != len(p.Categories) || len(p.CategoryScores) != len(p.Image)*p.NumCategories {
+		return ID{}, fmt.Errorf("put predictions: %d category scores for %d rows x %d categories (%d named)",
+			len(p.CategoryScores), len(p.Image), p.NumCategories, len(p.Categories))
+	}
+	if err := checkCategoryIDs(p.Categories); err != nil {
+		return ID{}, fmt.Errorf("put predictions: %w", err)
+	}
+	var catsJSON []byte
+	if p.NumCategories > 0 {
+		var err error
+		if catsJSON, err = json.Marshal(p.Categories); err != nil {
+			return ID{}, fmt.Errorf("put predictions: categories: %w", err)
+		}
+	}
+	schema := predictionsSchema(p.NumAttributes, p.Categories, string(catsJSON))
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	b.Field(0).(*array.StringBuilder).AppendValues(p.Image, nil)
-	scores := b.Field(1).(*array.FixedSizeListBuilder)
-	for range p.Image {
-		scores.Append(true)
+	appendLists := func(col int, values []float32) {
+		lb := b.Field(col).(*array.FixedSizeListBuilder)
+		for range p.Image {
+			lb.Append(true)
+		}
+		lb.ValueBuilder().(*array.Float32Builder).AppendValues(values, nil)
 	}
-	scores.ValueBuilder().(*array.Float32Builder).AppendValues(p.Scores, nil)
+	appendLists(1, p.Scores)
+	if p.NumCategories > 0 {
+		appendLists(2, p.CategoryScores)
+	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	return s.PutRecords(schema, rec)
 }
 
-// GetPredictions reads a predictions table.
+// checkCategoryIDs refuses ids below 1 and repeated ids, which could not
+// be matched to a categories table.
+func checkCategoryIDs(cats []Category) error {
+	seen := make(map[int]bool, len(cats))
+	for _, c := range cats {
+		if c.ID < 1 || seen[c.ID] {
+			return fmt.Errorf("category id %d (%q): want ids of 1 or more, each once", c.ID, c.Name)
+		}
+		seen[c.ID] = true
+	}
+	return nil
+}
+
+// GetPredictions reads a predictions table. A table written before
+// predictions carried category scores reads with NumCategories 0.
 func (s *Store) GetPredictions(id ID) (*Predictions, error) {
 	tbl, err := s.getKind(id, KindPredictions)
 	if err != nil {
 		return nil, err
 	}
 	defer tbl.Release()
-	n, err := metaInt(tbl.Schema().Metadata(), MetaAttributes)
+	md := tbl.Schema().Metadata()
+	n, err := metaInt(md, MetaAttributes)
 	if err != nil {
 		return nil, fmt.Errorf("predictions %s: %w", id.Short(), err)
 	}
 	p := &Predictions{NumAttributes: n}
+	withCategories := len(tbl.Schema().FieldIndices("category_scores")) > 0
+	if withCategories {
+		if err := json.Unmarshal([]byte(metaString(md, MetaCategories)), &p.Categories); err != nil {
+			return nil, fmt.Errorf("predictions %s: schema metadata %q: %w", id.Short(), MetaCategories, err)
+		}
+		if err := checkCategoryIDs(p.Categories); err != nil {
+			return nil, fmt.Errorf("predictions %s: %w", id.Short(), err)
+		}
+		p.NumCategories = len(p.Categories)
+	}
 	err = eachRecord(tbl, func(rec arrow.RecordBatch) error {
 		img, err1 := column[*array.String](rec, "image")
 		scores, err2 := column[*array.FixedSizeList](rec, "scores")
 		if err := firstErr(err1, err2); err != nil {
 			return err
 		}
-		values := scores.ListValues().(*array.Float32).Float32Values()
-		for i := 0; i < int(rec.NumRows()); i++ {
+		rows := int(rec.NumRows())
+		for i := range rows {
 			p.Image = append(p.Image, img.Value(i))
-			start, end := scores.ValueOffsets(i)
-			p.Scores = append(p.Scores, values[start:end]...)
 		}
-		return nil
+		p.Scores, err = appendListValues(p.Scores, scores, rows, n)
+		if err != nil || !withCategories {
+			return err
+		}
+		cats, err := column[*array.FixedSizeList](rec, "category_scores")
+		if err != nil {
+			return err
+		}
+		p.CategoryScores, err = appendListValues(p.CategoryScores, cats, rows, p.NumCategories)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("predictions %s: %w", id.Short(), err)
 	}
 	return p, nil
+}
+
+// appendListValues appends the float32 values of rows fixed-size lists of
+// width n to dst.
+func appendListValues(dst []float32, col *array.FixedSizeList, rows, n int) ([]float32, error) {
+	values, ok := col.ListValues().(*array.Float32)
+	if !ok {
+		return nil, fmt.Errorf("list values of type %s, want float32", col.ListValues().DataType())
+	}
+	for i := range rows {
+		start, end := col.ValueOffsets(i)
+		if int(end-start) != n {
+			return nil, fmt.Errorf("row %d: %d values, want %d", i, end-start, n)
+		}
+		dst = append(dst, values.Float32Values()[start:end]...)
+	}
+	return dst, nil
 }

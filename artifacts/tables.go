@@ -76,10 +76,10 @@ func (s *Store) GetAttributes(id ID) ([]Attribute, error) {
 // Category is one row of a categories table.
 type Category struct {
 	// ID is DeepFashion's 1-based category id.
-	ID   int
-	Name string
+	ID   int    `json:"id"`
+	Name string `json:"name"`
 	// BodyType is 1 upper-body, 2 lower-body, 3 full-body (0 unknown).
-	BodyType int
+	BodyType int `json:"body_type,omitempty"`
 }
 
 // CategoriesSchema is the schema of a categories table.

@@ -115,3 +115,89 @@ func TestReadOnlyStoreKeepsCorruptObjects(t *testing.T) {
 		t.Errorf("the store kept a corrupt object: %v", err)
 	}
 }
+
+func TestPredictionsWithCategoriesRoundTrip(t *testing.T) {
+	store, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Columns in the model's order, which need not be id order.
+	p := &Predictions{
+		NumAttributes: 2, Image: []string{"a", "b"}, Scores: []float32{0.1, 0.9, 0.5, 0.25},
+		NumCategories: 3, CategoryScores: []float32{0.2, 0.7, 0.1, 0.6, 0.3, 0.1},
+		Categories: []Category{{ID: 2, Name: "Skirt", BodyType: 2}, {ID: 5, Name: "Dress"}, {ID: 1, Name: "Tee"}},
+	}
+	id, err := store.PutPredictions(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetPredictions(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("predictions with categories round trip (-want +got):\n%s", diff)
+	}
+	if again, err := store.PutPredictions(got); err != nil || again != id {
+		t.Errorf("re-encoding: id %s, %v; want %s", again.Short(), err, id.Short())
+	}
+
+	// Without category scores the table is what it was before predictions
+	// could carry them: same schema, so the same bytes and id.
+	plain := &Predictions{NumAttributes: 2, Image: p.Image, Scores: p.Scores}
+	plainID, err := store.PutPredictions(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := store.GetTable(plainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := tbl.Schema()
+	tbl.Release()
+	if !schema.Equal(PredictionsSchema(2)) || !cmp.Equal(schema.Metadata(), PredictionsSchema(2).Metadata()) {
+		t.Errorf("schema without categories = %v, want %v", schema, PredictionsSchema(2))
+	}
+	gotPlain, err := store.GetPredictions(plainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotPlain.NumCategories != 0 || gotPlain.CategoryScores != nil || gotPlain.Categories != nil {
+		t.Errorf("predictions without categories read as %d categories, %d scores, %v",
+			gotPlain.NumCategories, len(gotPlain.CategoryScores), gotPlain.Categories)
+	}
+
+	for _, bad := range []*Predictions{
+		{NumAttributes: 2, Image: p.Image, Scores: p.Scores, NumCategories: 3,
+			CategoryScores: p.CategoryScores[:5], Categories: p.Categories},
+		{NumAttributes: 2, Image: p.Image, Scores: p.Scores, NumCategories: 2,
+			CategoryScores: p.CategoryScores[:4], Categories: p.Categories},
+		{NumAttributes: 2, Image: p.Image, Scores: p.Scores, NumCategories: 2,
+			CategoryScores: p.CategoryScores[:4], Categories: []Category{{ID: 3}, {ID: 3}}},
+	} {
+		if _, err := store.PutPredictions(bad); err == nil {
+			t.Errorf("PutPredictions accepted %d categories %v with %d scores",
+				bad.NumCategories, bad.Categories, len(bad.CategoryScores))
+		}
+	}
+}
+
+func TestModelMetaCategoriesRoundTrip(t *testing.T) {
+	store, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Model{ONNX: []byte{1}, Meta: ModelMeta{Input: "x", Output: "logits", CategoryOutput: "category_logits",
+		Categories: []Category{{ID: 1, Name: "Tee", BodyType: 1}, {ID: 2, Name: "Skirt", BodyType: 2}}}}
+	id, err := store.PutModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetModel(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("model with categories round trip (-want +got):\n%s", diff)
+	}
+}

@@ -14,13 +14,14 @@ import (
 var cmdPredict = &command{
 	name: "predict",
 	args: "--model MODEL [--top N] [--json] IMAGE...",
-	summary: "Score images with a model: the most probable attributes of each type. MODEL is an " +
-		"ONNX file written by stitch, a model artifact id, or STAGE.OUTPUT of a pipeline run here.",
+	summary: "Score images with a model: the most probable categories (for a model with a category " +
+		"head) and attributes of each type. MODEL is an ONNX file written by stitch, a model artifact id, " +
+		"or STAGE.OUTPUT of a pipeline run here.",
 	example: `stitch predict --model train.model photos/dress.jpg
 stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		model := fs.String("model", "", "the `MODEL`: ONNX file, artifact id or STAGE.OUTPUT")
-		top := fs.Int("top", 5, "attributes shown per type")
+		top := fs.Int("top", 5, "attributes shown per type, and categories shown")
 		asJSON := fs.Bool("json", false, "print JSON instead of text")
 		provider := fs.String("provider", "cpu", "execution provider: cpu or cuda")
 		fallback := fs.Bool("fallback-cpu", false, "run on the CPU when CUDA is unavailable")

@@ -13,6 +13,15 @@
 //     followed by a ReLU and Glorot-initialised for the last, biases zero,
 //     all drawn from a PCG seeded with Spec.Seed. Its output is named
 //     "logits" and holds logits: apply a sigmoid for probabilities.
+//   - With Spec.Categories above 0 the model gets a second output,
+//     "category_logits": one Gemm from the same features to one logit per
+//     category (apply a softmax), Glorot-initialised from a PCG stream of
+//     its own, so the attribute head's initial weights do not depend on
+//     whether it is there. ReplaceOutput keeps it; ReplaceCategories
+//     replaces or removes it on a model Attach made, finding the features
+//     by walking back through the head's Gemm and ReLU layers.
 //   - Preprocessing and the meaning of outputs travel as JSON of
-//     artifacts.ModelMeta under the metadata_props key MetaKey.
+//     artifacts.ModelMeta under the metadata_props key MetaKey: the
+//     attribute and category output names here, the attributes and
+//     categories (id, name) from the caller.
 package head

@@ -15,6 +15,9 @@ import (
 // OutputName is the name of the head's output.
 const OutputName = "logits"
 
+// CategoryOutputName is the name of the category head's output.
+const CategoryOutputName = "category_logits"
+
 // ErrNoImageInput reports a model without a 4-D float input.
 var ErrNoImageInput = errors.New("no image input (a 4-D float tensor, NCHW)")
 
@@ -28,6 +31,10 @@ type Spec struct {
 	// Cut names the backbone value the head starts from; "" finds the
 	// pooled features. A 4-D value is pooled and flattened first.
 	Cut string
+	// Categories, when above 0, adds a second output of that many
+	// category logits: one Gemm from the features the attribute head
+	// reads.
+	Categories int
 	// Seed makes the head's initial weights reproducible.
 	Seed int64
 }
@@ -41,14 +48,19 @@ type Info struct {
 	FeatureSize int
 	// Output is the head's output, [batch, outputs] logits.
 	Output string
+	// CategoryOutput is the category head's output, [batch, categories]
+	// logits, and CategoryParams its weight and bias; both empty when the
+	// model has no category head.
+	CategoryOutput string
+	CategoryParams []string
 	// BackboneParams are the backbone's weight initializers in the order
 	// layers first use them, input side first; HeadParams are the head's,
-	// weight then bias per layer.
+	// weight then bias per layer, the category layer's last.
 	BackboneParams []string
 	HeadParams     []string
 	// Meta is the model metadata Attach wrote: names, input size when the
-	// backbone fixes it, and the backbone's preprocessing. Attributes are
-	// left for the caller, who knows them.
+	// backbone fixes it, and the backbone's preprocessing. Attributes and
+	// categories are left for the caller, who knows them.
 	Meta artifacts.ModelMeta
 }
 
@@ -56,8 +68,9 @@ type Info struct {
 // followed, the old classifier) with a head as spec describes.
 func Attach(backbone *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, Info, error) {
 	name := backbone.GetGraph().GetName()
-	if spec.Outputs <= 0 {
-		return nil, Info{}, fmt.Errorf("attach head to %s: %d outputs", name, spec.Outputs)
+	if spec.Outputs <= 0 || spec.Categories < 0 {
+		return nil, Info{}, fmt.Errorf("attach head to %s: %d outputs, %d categories",
+			name, spec.Outputs, spec.Categories)
 	}
 	for _, h := range spec.Hidden {
 		if h <= 0 {
@@ -126,12 +139,21 @@ func Attach(backbone *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, Info, e
 	g.Output = []*onnxpb.ValueInfoProto{
 		graph.ValueInfo(OutputName, graph.Float, []int64{-1, int64(spec.Outputs)}, "batch"),
 	}
-
 	info := Info{
 		Input: input, Features: features, FeatureSize: size, Output: OutputName,
 		BackboneParams: backboneParams, HeadParams: headParams,
 	}
+	if spec.Categories > 0 {
+		info.CategoryParams, err = addCategoryLayer(b, features, size, spec.Categories, spec.Seed)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("attach head to %s: %w", name, err)
+		}
+		info.CategoryOutput = CategoryOutputName
+		info.HeadParams = append(info.HeadParams, info.CategoryParams...)
+	}
+
 	info.Meta = baseMeta(backbone, input, inDims)
+	info.Meta.CategoryOutput = info.CategoryOutput
 	if err := WriteMeta(m, info.Meta); err != nil {
 		return nil, Info{}, err
 	}
@@ -152,6 +174,25 @@ func baseMeta(backbone *onnxpb.ModelProto, input string, inDims []int64) artifac
 		meta.Backbone = backbone.GetGraph().GetName()
 	}
 	return meta
+}
+
+// addCategoryLayer adds the category head to b: one Gemm from features
+// (width in) to n logits named CategoryOutputName, declared as a graph
+// output. Its weights come from a PCG stream of their own, so that adding
+// it leaves the attribute head's initial weights as they were. It returns
+// the weight and bias names.
+func addCategoryLayer(b *graph.Builder, features string, in, n int, seed int64) ([]string, error) {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x636174)) // "cat"
+	w, bias, err := dense(b, rng, "head.category", in, n, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.NodeTo("Gemm", "head.category.gemm", []string{features, w, bias},
+		[]string{CategoryOutputName}, graph.AttrInt("transB", 1)); err != nil {
+		return nil, fmt.Errorf("category layer: %w", err)
+	}
+	b.Output(CategoryOutputName, graph.Float, []int64{-1, int64(n)}, "batch")
+	return []string{w, bias}, nil
 }
 
 // dense adds the weight [out, in] and bias [out] of a Gemm layer: He

@@ -171,3 +171,145 @@ func TestReplaceOutput(t *testing.T) {
 		t.Error("ReplaceOutput on squeezenet1_1 (Conv classifier) succeeded")
 	}
 }
+
+// checkCategoryLogits runs model on a batch of 2 and checks its category
+// output: [2, categories] finite logits.
+func checkCategoryLogits(t *testing.T, m *onnxpb.ModelProto, input string, size int64, categories int) {
+	t.Helper()
+	x := graphtest.Input(9, 2, 3, size, size)
+	got, shape := graphtest.Run(t, m, input, head.CategoryOutputName, x, 2, 3, size, size)
+	if diff := cmp.Diff([]int64{2, int64(categories)}, shape); diff != "" {
+		t.Fatalf("category output shape (-want +got)\n%s", diff)
+	}
+	for i, v := range got {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Errorf("category logit %d = %v", i, v)
+		}
+	}
+}
+
+func TestAttachCategories(t *testing.T) {
+	backbone := graphtest.SharedModel(t, "smallcnn")
+	spec := head.Spec{Hidden: []int{16}, Outputs: 5, Seed: 3}
+	plain, plainInfo, err := head.Attach(backbone, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Categories = 7
+	m, info, err := head.Attach(backbone, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.CategoryOutput != head.CategoryOutputName || info.Meta.CategoryOutput != head.CategoryOutputName {
+		t.Errorf("category output %q, meta %q; want %q", info.CategoryOutput, info.Meta.CategoryOutput,
+			head.CategoryOutputName)
+	}
+	if len(info.CategoryParams) != 2 || !slices.Equal(info.HeadParams[4:], info.CategoryParams) ||
+		!slices.Equal(info.HeadParams[:4], plainInfo.HeadParams) {
+		t.Errorf("head params %v, category params %v", info.HeadParams, info.CategoryParams)
+	}
+	if !slices.Equal(info.BackboneParams, plainInfo.BackboneParams) {
+		t.Errorf("backbone params changed with a category head")
+	}
+	var outs []string
+	for _, o := range m.Graph.Output {
+		outs = append(outs, o.GetName())
+	}
+	if !slices.Equal(outs, []string{head.OutputName, head.CategoryOutputName}) {
+		t.Errorf("graph outputs %v", outs)
+	}
+
+	// The category layer reads the features the attribute head reads, and
+	// adding it leaves the attribute head's initial weights as they were.
+	inits := graph.Initializers(m.Graph)
+	if dims := inits[info.CategoryParams[0]].GetDims(); !slices.Equal(dims, []int64{7, int64(info.FeatureSize)}) {
+		t.Errorf("category weight shape %v, want [7 %d]", dims, info.FeatureSize)
+	}
+	if gemm := graph.Producers(m.Graph)[head.CategoryOutputName]; gemm == nil || gemm.Input[0] != info.Features {
+		t.Errorf("category layer %v does not read the features %s", gemm, info.Features)
+	}
+	plainInits := graph.Initializers(plain.Graph)
+	for _, p := range plainInfo.HeadParams {
+		if !cmp.Equal(plainInits[p].GetRawData(), inits[p].GetRawData()) {
+			t.Errorf("attribute head parameter %s differs with a category head", p)
+		}
+	}
+	want := checkScores(t, graphModel{plain, plainInfo}, 64, 5)
+	if got := checkScores(t, graphModel{m, info}, 64, 5); !cmp.Equal(got, want) {
+		t.Errorf("attribute logits differ with a category head: %v, want %v", got, want)
+	}
+	checkCategoryLogits(t, m, info.Input, 64, 7)
+
+	// ReplaceOutput keeps the category head and says so.
+	replaced, rinfo, err := head.ReplaceOutput(m, 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rinfo.CategoryOutput != head.CategoryOutputName || !slices.Equal(rinfo.CategoryParams, info.CategoryParams) {
+		t.Errorf("ReplaceOutput: category output %q, params %v", rinfo.CategoryOutput, rinfo.CategoryParams)
+	}
+	for _, p := range info.CategoryParams {
+		if slices.Contains(rinfo.BackboneParams, p) {
+			t.Errorf("ReplaceOutput lists category parameter %s with the backbone's", p)
+		}
+	}
+	checkScores(t, graphModel{replaced, rinfo}, 64, 3)
+	checkCategoryLogits(t, replaced, rinfo.Input, 64, 7)
+}
+
+func TestReplaceCategories(t *testing.T) {
+	backbone := graphtest.SharedModel(t, "smallcnn")
+	// Two hidden layers: the features are found by walking back through
+	// all of them.
+	m, info, err := head.Attach(backbone, head.Spec{Hidden: []int{8, 4}, Outputs: 5, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, ainfo, err := head.ReplaceCategories(m, 6, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ainfo.Features != info.Features || ainfo.FeatureSize != info.FeatureSize {
+		t.Errorf("features %s (%d), want %s (%d)", ainfo.Features, ainfo.FeatureSize, info.Features, info.FeatureSize)
+	}
+	if !slices.Equal(ainfo.HeadParams, ainfo.CategoryParams) || len(ainfo.CategoryParams) != 2 {
+		t.Errorf("head params %v, category params %v: want the new layer's", ainfo.HeadParams, ainfo.CategoryParams)
+	}
+	if !slices.Equal(ainfo.BackboneParams, append(slices.Clone(info.BackboneParams), info.HeadParams...)) {
+		t.Errorf("backbone params %v: want the old model's", ainfo.BackboneParams)
+	}
+	meta, _, err := head.ReadMeta(added)
+	if err != nil || meta.CategoryOutput != head.CategoryOutputName {
+		t.Errorf("metadata %+v, %v: want the category output named", meta, err)
+	}
+	want := checkScores(t, graphModel{m, info}, 64, 5)
+	if got := checkScores(t, graphModel{added, ainfo}, 64, 5); !cmp.Equal(got, want) {
+		t.Error("adding a category head changed the attribute logits")
+	}
+	checkCategoryLogits(t, added, ainfo.Input, 64, 6)
+
+	// Replacing it gives a fresh layer of the new width and no leftover.
+	again, rinfo, err := head.ReplaceCategories(added, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCategoryLogits(t, again, rinfo.Input, 64, 3)
+	if n := len(again.Graph.Initializer); n != len(added.Graph.Initializer) {
+		t.Errorf("%d initializers after replacing the category layer, had %d", n, len(added.Graph.Initializer))
+	}
+
+	// Zero categories removes it, back to the attribute-only model.
+	removed, dinfo, err := head.ReplaceCategories(again, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed.Graph.Output) != 1 || dinfo.CategoryOutput != "" || len(dinfo.HeadParams) != 0 ||
+		len(removed.Graph.Initializer) != len(m.Graph.Initializer) {
+		t.Errorf("after removal: outputs %d, category output %q, head params %v, %d initializers (want %d)",
+			len(removed.Graph.Output), dinfo.CategoryOutput, dinfo.HeadParams,
+			len(removed.Graph.Initializer), len(m.Graph.Initializer))
+	}
+	if _, _, err := head.ReplaceCategories(backbone, 3, 1); err == nil {
+		t.Error("ReplaceCategories on a backbone without a stitch head succeeded")
+	}
+}

@@ -41,7 +41,7 @@ func benchPredict(b *testing.B, name string) {
 	copy(p.InputBuffer(), x)
 	scores := make([]float32, batch*p.NumOutputs())
 	stitch := func() {
-		if err := p.RunBuffer(batch, scores); err != nil {
+		if err := p.RunBuffer(batch, scores, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -24,8 +24,16 @@ import (
 // headModel is smallcnn with a head of outputs attributes.
 func headModel(t testing.TB, outputs int) *artifacts.Model {
 	t.Helper()
+	return categoryModel(t, outputs, 0)
+}
+
+// categoryModel is smallcnn with a head of outputs attributes and, when
+// categories is above 0, a category head with ids 2, 4, 6, ...
+func categoryModel(t testing.TB, outputs, categories int) *artifacts.Model {
+	t.Helper()
 	graphtest.RequireORT(t)
-	m, info, err := head.Attach(graphtest.SharedModel(t, "smallcnn"), head.Spec{Hidden: []int{16}, Outputs: outputs, Seed: 1})
+	m, info, err := head.Attach(graphtest.SharedModel(t, "smallcnn"),
+		head.Spec{Hidden: []int{16}, Outputs: outputs, Categories: categories, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +44,9 @@ func headModel(t testing.TB, outputs int) *artifacts.Model {
 	meta := info.Meta
 	for i := range outputs {
 		meta.Attributes = append(meta.Attributes, artifacts.Attribute{Index: i, Name: "a" + strconv.Itoa(i), Type: 1 + i%5})
+	}
+	for i := range categories {
+		meta.Categories = append(meta.Categories, artifacts.Category{ID: 2 * (i + 1), Name: "c" + strconv.Itoa(i)})
 	}
 	return &artifacts.Model{ONNX: data, Meta: meta}
 }
@@ -63,8 +74,71 @@ func TestPredictMatchesPlainSession(t *testing.T) {
 	for i, v := range logits {
 		want[i] = float32(1 / (1 + math.Exp(-float64(v))))
 	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-6)); diff != "" {
+	if diff := cmp.Diff(want, got.Attributes, cmpopts.EquateApprox(0, 1e-6)); diff != "" {
 		t.Errorf("Predictor scores differ from a plain session (-want +got)\n%s", diff)
+	}
+	if got.Categories != nil || p.NumCategories() != 0 {
+		t.Errorf("a model without a category head gave %d category scores", len(got.Categories))
+	}
+}
+
+// TestPredictCategories checks the category probabilities against a
+// softmax of a plain session's category logits, over full and short
+// batches, and that the short batches' views are freed.
+func TestPredictCategories(t *testing.T) {
+	model := categoryModel(t, 6, 5)
+	const n = 7 // a full batch of 4 and a short one of 3
+	x := graphtest.Input(5, n, 3, 64, 64)
+	p, err := New(model, Options{BatchSize: 4, Workers: 2, Runtime: ort.Options{Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.NumCategories() != 5 {
+		t.Fatalf("NumCategories = %d, want 5", p.NumCategories())
+	}
+	size := 3 * 64 * 64
+	got, err := p.Predict(t.Context(), n, func(_ context.Context, i int, dst []float32) error {
+		copy(dst, x[i*size:(i+1)*size])
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.live != 3 {
+		t.Errorf("%d live tensors after a short batch, want 3", p.live)
+	}
+
+	m := mustParse(t, model.ONNX)
+	attrLogits, _ := graphtest.Run(t, m, "input", head.OutputName, x, n, 3, 64, 64)
+	if len(got.Attributes) != len(attrLogits) {
+		t.Errorf("%d attribute scores, want %d", len(got.Attributes), len(attrLogits))
+	}
+	logits, _ := graphtest.Run(t, m, "input", head.CategoryOutputName, x, n, 3, 64, 64)
+	want := make([]float32, len(logits))
+	for i := range n {
+		row := logits[i*5 : (i+1)*5]
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v))
+		}
+		for c, v := range row {
+			want[i*5+c] = float32(math.Exp(float64(v)) / sum)
+		}
+	}
+	if diff := cmp.Diff(want, got.Categories, cmpopts.EquateApprox(0, 1e-6)); diff != "" {
+		t.Errorf("category probabilities differ from a softmax of the logits (-want +got)\n%s", diff)
+	}
+
+	// Metadata that lists other categories than the output has is refused.
+	wrong := *model
+	wrong.Meta.Categories = wrong.Meta.Categories[:4]
+	if _, err := New(&wrong, Options{}); !errors.Is(err, ErrOutputCount) {
+		t.Errorf("New with 5 category outputs and 4 categories = %v, want ErrOutputCount", err)
+	}
+	wrong.Meta.CategoryOutput = "no_such_output"
+	if _, err := New(&wrong, Options{}); err == nil || !strings.Contains(err.Error(), "no_such_output") {
+		t.Errorf("New with a missing category output = %v", err)
 	}
 }
 
@@ -162,7 +236,7 @@ func TestNoLeaks(t *testing.T) {
 	scores := make([]float32, 8*p.NumOutputs())
 	runs := func(k int) {
 		for i := range k {
-			if err := p.RunBuffer(1+i%8, scores); err != nil {
+			if err := p.RunBuffer(1+i%8, scores, nil); err != nil {
 				t.Fatal(err)
 			}
 			if p.live != 2 {

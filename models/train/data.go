@@ -22,6 +22,16 @@ type Dataset interface {
 	Image(ctx context.Context, i int, dst []float32, augment bool, seed uint64) error
 }
 
+// CategoryDataset is a Dataset whose samples also have a category, which
+// a model with a category head (Config.CategoryLogits) needs.
+type CategoryDataset interface {
+	Dataset
+	// Category returns sample i's class in the category head: 1 to the
+	// head's width (column c+1 of the category logits), 0 when the sample
+	// has none, which leaves it out of the category loss.
+	Category(i int) int
+}
+
 // batchPlan says which samples go into each batch of one pass.
 type batchPlan struct {
 	// rows[s] are the sample indices of batch s; a short slice leaves the
@@ -128,9 +138,15 @@ func loadBatches(ctx context.Context, ds Dataset, plan batchPlan, bufs []*Batch,
 	return g.Wait()
 }
 
-// fillBatch decodes the samples rows into b: labels here, images in
-// parallel. Rows past len(rows) become padding: zero pixels, mask 0.
+// fillBatch decodes the samples rows into b: labels and categories here,
+// images in parallel. Rows past len(rows) become padding: zero pixels,
+// mask 0, no category.
 func fillBatch(ctx context.Context, ds Dataset, plan batchPlan, step int, rows []int, b *Batch, workers int) error {
+	if b.Category != nil {
+		if err := fillCategories(ds, rows, b); err != nil {
+			return err
+		}
+	}
 	imgLen := len(b.X) / b.size
 	for r := range b.size {
 		y, mask := b.Y[r*b.classes:(r+1)*b.classes], b.Mask[r*b.classes:(r+1)*b.classes]
@@ -164,4 +180,21 @@ func fillBatch(ctx context.Context, ds Dataset, plan batchPlan, step int, rows [
 		g.Go(func() error { return ds.Image(ctx, i, dst, plan.augment, seed) })
 	}
 	return g.Wait()
+}
+
+// fillCategories writes the category of each row of b, 0 for padding.
+func fillCategories(ds Dataset, rows []int, b *Batch) error {
+	cats, ok := ds.(CategoryDataset)
+	if !ok {
+		return fmt.Errorf("the model has a category head, and the dataset (%T) has no categories", ds)
+	}
+	clear(b.Category)
+	for r, i := range rows {
+		c := cats.Category(i)
+		if c < 0 || c > b.categories {
+			return fmt.Errorf("sample %d: category class %d, the category head has %d", i, c, b.categories)
+		}
+		b.Category[r] = int64(c)
+	}
+	return nil
 }

@@ -16,6 +16,14 @@
 //     ONNX operators are used, so the graph runs on any execution
 //     provider. Parameters not listed as trainable stay initializers: a
 //     frozen layer costs no gradient.
+//   - With Spec.CategoryLogits (a model with a category head) the loss
+//     adds CategoryWeight times the softmax cross-entropy of the category
+//     logits, averaged over the rows that have a category (0 for a batch
+//     with none), through LogSoftmax, and its closed-form gradient
+//     (softmax minus one-hot, over the count). The graphs read each row's
+//     category as one more int64 input. models/autodiff differentiates
+//     one output, so the step graph joins both heads' logits (and their
+//     gradients) with a Concat; the backbone gets the sum of both.
 //   - The learning rate and the step count are graph inputs: schedules
 //     and resumption need no new graph. The batch size is fixed per graph.
 //   - A Stepper binds two preallocated sets of parameter and state

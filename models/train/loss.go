@@ -84,3 +84,72 @@ func renameLast(b *graph.Builder, to string) {
 	nodes := b.Graph().Node
 	nodes[len(nodes)-1].Output[0] = to
 }
+
+// appendCategoryLoss appends the softmax cross-entropy of category logits
+// z [batch, classes] against ids [batch] (int64: 1 to classes is the
+// true class, 0 none), and its gradient with respect to z.
+//
+// With o the one-hot rows of ids (all zero for id 0), the loss is the
+// mean of -Σ o·log softmax(z) over the rows that have a class, dividing
+// by max(count, 1) so that a batch without any gives 0 instead of NaN.
+// LogSoftmax subtracts the row maximum (log-sum-exp), so large logits do
+// not overflow. The gradient, written out as for appendLoss, is
+//
+//	dLoss/dz = (softmax(z)·[row has a class] - o) / count.
+//
+// Only operators whose form is the same from opset 7 on are used (no
+// per-axis reductions: those changed form at opsets 13 and 18), since the
+// loss lands in whatever opset the forward model has.
+func appendCategoryLoss(b *graph.Builder, z, ids string, batch, classes int) lossNames {
+	one := scalarConst(b, "category_loss/one", 1)
+
+	// o = (ids[:, None] == [1..classes]) as floats.
+	column, err := b.Int64Initializer("category_loss/column", []int64{int64(batch), 1}, 2)
+	if err != nil {
+		panic(err) // two values for shape [2] cannot fail
+	}
+	classIDs := make([]int64, classes)
+	for c := range classIDs {
+		classIDs[c] = int64(c + 1)
+	}
+	row, err := b.Int64Initializer("category_loss/class_ids", classIDs, 1, int64(classes))
+	if err != nil {
+		panic(err) // classes values for shape [1, classes] cannot fail
+	}
+	onehot := b.Op("Equal", "category_loss/equal", []string{
+		b.Op("Reshape", "category_loss/ids_column", []string{ids, column}), row,
+	})
+	onehot = b.Op("Cast", "category_loss/onehot", []string{onehot}, graph.AttrInt("to", int64(graph.Float)))
+
+	// Rows with a class, and their count (at least 1). A MatMul by a column
+	// of ones sums each row in any opset.
+	ones := make([]float32, classes)
+	for c := range ones {
+		ones[c] = 1
+	}
+	onesColumn, err := b.Initializer("category_loss/ones", ones, int64(classes), 1)
+	if err != nil {
+		panic(err) // classes values for shape [classes, 1] cannot fail
+	}
+	labelled := b.Op("MatMul", "category_loss/labelled", []string{onehot, onesColumn})
+	count := b.Op("ReduceSum", "category_loss/count", []string{labelled}, graph.AttrInt("keepdims", 0))
+	count = b.Op("Max", "category_loss/count_min1", []string{count, one})
+
+	// Loss: -Σ o·log softmax(z) / count, shaped [1] like appendLoss's.
+	logp := b.Op("LogSoftmax", "category_loss/log_softmax", []string{z}, graph.AttrInt("axis", 1))
+	picked := b.Op("Mul", "category_loss/picked", []string{onehot, logp})
+	sum := b.Op("ReduceSum", "category_loss/sum", []string{picked}, graph.AttrInt("keepdims", 0))
+	shape1, err := b.Int64Initializer("category_loss/shape1", []int64{1}, 1)
+	if err != nil {
+		panic(err) // one value for shape [1] cannot fail
+	}
+	mean := b.Op("Div", "category_loss/mean", []string{b.Op("Neg", "category_loss/neg", []string{sum}), count})
+	loss := b.Op("Reshape", "category_loss/loss", []string{mean, shape1})
+
+	// dLoss/dz = (softmax(z)·labelled - o) / count.
+	p := b.Op("Exp", "category_loss/softmax", []string{logp})
+	grad := b.Op("Mul", "category_loss/p_labelled", []string{p, labelled})
+	grad = b.Op("Sub", "category_loss/dl", []string{grad, onehot})
+	grad = b.Op("Div", "category_loss/grad", []string{grad, count})
+	return lossNames{Loss: loss, Grad: grad}
+}

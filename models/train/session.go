@@ -17,18 +17,27 @@ type Batch struct {
 	// Y is 1 where a label is present, else 0; Mask is 1 where a label is
 	// known (present or absent), 0 where it is unknown or the row is padding.
 	Y, Mask []float32
+	// Category holds each row's class in the category head, 1 to
+	// categories, 0 for none or padding; nil without a category head.
+	Category []int64
 	// Rows is how many leading rows hold real samples; the rest are padding
 	// (mask 0) in a short last evaluation batch.
 	Rows int
 
-	// size and classes are the batch's rows and labels per row.
-	size, classes int
-	x, y, mask    *ort.Tensor[float32]
+	// size, classes and categories are the batch's rows, labels per row
+	// and category head width (0: none).
+	size, classes, categories int
+	x, y, mask                *ort.Tensor[float32]
+	category                  *ort.Tensor[int64]
 }
 
 // Close frees the batch's runtime tensors.
 func (b *Batch) Close() error {
-	return destroy(b.x, b.y, b.mask)
+	err := destroy(b.x, b.y, b.mask)
+	if b.category != nil {
+		err = errors.Join(err, b.category.Destroy())
+	}
+	return err
 }
 
 func destroy(ts ...*ort.Tensor[float32]) error {
@@ -59,6 +68,9 @@ type Stepper struct {
 	// Small tensors bound once: lr and count (t) are rewritten each step.
 	posWeight, lr, count, loss, evalLoss *ort.Tensor[float32]
 	logits, evalLogits                   *ort.Tensor[float32]
+	// catLogits and evalCatLogits receive the category logits; nil
+	// without a category head.
+	catLogits, evalCatLogits *ort.Tensor[float32]
 }
 
 // NewStepper opens sessions for step and eval (built from the same Spec).
@@ -129,6 +141,13 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 			return nil, err
 		}
 	}
+	if step.Categories > 0 {
+		for _, dst := range []**ort.Tensor[float32]{&s.catLogits, &s.evalCatLogits} {
+			if *dst, err = ort.NewEmptyTensor[float32](batch, int64(step.Categories)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if s.posWeight, err = ort.NewTensor(pw, classes); err != nil {
 		return nil, err
 	}
@@ -142,7 +161,7 @@ func (s *Stepper) NewBatch() (*Batch, error) {
 	b := &Batch{
 		X: make([]float32, graph.NumElements(img)),
 		Y: make([]float32, n), Mask: make([]float32, n),
-		size: int(img[0]), classes: s.step.Classes,
+		size: int(img[0]), classes: s.step.Classes, categories: s.step.Categories,
 	}
 	var err error
 	if b.x, err = ort.NewTensor(b.X, img...); err != nil {
@@ -157,7 +176,24 @@ func (s *Stepper) NewBatch() (*Batch, error) {
 		b.Close()
 		return nil, err
 	}
+	if b.categories > 0 {
+		b.Category = make([]int64, b.size)
+		if b.category, err = ort.NewTensorOf(b.Category, img[0]); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// dataInputs are the batch's tensors and the positive weights, in the
+// graphs' input order.
+func (s *Stepper) dataInputs(b *Batch) []ort.Value {
+	in := []ort.Value{b.x, b.y, b.mask, s.posWeight}
+	if b.category != nil {
+		in = append(in, b.category)
+	}
+	return in
 }
 
 // Step runs one training step on b with learning rate lr and returns the
@@ -165,10 +201,13 @@ func (s *Stepper) NewBatch() (*Batch, error) {
 func (s *Stepper) Step(b *Batch, lr float64) (float32, error) {
 	s.lr.GetData()[0] = float32(lr)
 	s.count.GetData()[0] = float32(s.t + 1)
-	inputs := make([]ort.Value, 0, 6+len(s.sets[0]))
-	inputs = append(inputs, b.x, b.y, b.mask, s.posWeight, s.lr, s.count)
-	outputs := make([]ort.Value, 0, 2+len(s.sets[0]))
+	inputs := make([]ort.Value, 0, 7+len(s.sets[0]))
+	inputs = append(append(inputs, s.dataInputs(b)...), s.lr, s.count)
+	outputs := make([]ort.Value, 0, 3+len(s.sets[0]))
 	outputs = append(outputs, s.loss, s.logits)
+	if s.catLogits != nil {
+		outputs = append(outputs, s.catLogits)
+	}
 	next := 1 - s.cur
 	for i := range s.sets[0] {
 		inputs = append(inputs, s.sets[s.cur][i])
@@ -189,15 +228,28 @@ func (s *Stepper) Logits() []float32 { return s.logits.GetData() }
 // Eval runs the eval graph on b with the current parameters and returns
 // the loss and the logits (live until the next Eval).
 func (s *Stepper) Eval(b *Batch) (float32, []float32, error) {
-	inputs := make([]ort.Value, 0, 4+len(s.step.Params))
-	inputs = append(inputs, b.x, b.y, b.mask, s.posWeight)
+	inputs := make([]ort.Value, 0, 5+len(s.step.Params))
+	inputs = append(inputs, s.dataInputs(b)...)
 	for i := range s.step.Params {
 		inputs = append(inputs, s.sets[s.cur][i])
 	}
-	if err := s.evalSess.Run(inputs, []ort.Value{s.evalLoss, s.evalLogits}); err != nil {
+	outputs := []ort.Value{s.evalLoss, s.evalLogits}
+	if s.evalCatLogits != nil {
+		outputs = append(outputs, s.evalCatLogits)
+	}
+	if err := s.evalSess.Run(inputs, outputs); err != nil {
 		return 0, nil, fmt.Errorf("evaluation: %w", err)
 	}
 	return s.evalLoss.GetData()[0], s.evalLogits.GetData(), nil
+}
+
+// EvalCategoryLogits are the category logits of the last Eval, [batch,
+// categories] (live until the next Eval); nil without a category head.
+func (s *Stepper) EvalCategoryLogits() []float32 {
+	if s.evalCatLogits == nil {
+		return nil
+	}
+	return s.evalCatLogits.GetData()
 }
 
 // Steps is the number of steps taken, counting those before NewStepper.
@@ -233,7 +285,8 @@ func (s *Stepper) Close() error {
 	for _, set := range s.sets {
 		errs = append(errs, destroy(set...))
 	}
-	errs = append(errs, destroy(s.posWeight, s.lr, s.count, s.loss, s.evalLoss, s.logits, s.evalLogits))
+	errs = append(errs, destroy(s.posWeight, s.lr, s.count, s.loss, s.evalLoss, s.logits, s.evalLogits,
+		s.catLogits, s.evalCatLogits))
 	return errors.Join(errs...)
 }
 

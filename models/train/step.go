@@ -14,6 +14,7 @@ const (
 	NameTargets   = "train/y"
 	NameMask      = "train/mask"
 	NamePosWeight = "train/pos_weight"
+	NameCategory  = "train/category"
 	NameLR        = "train/lr"
 	NameStepCount = "train/t"
 	NameLoss      = "train/loss"
@@ -25,6 +26,11 @@ type Spec struct {
 	// Input and Logits name the forward model's image input and its
 	// per-attribute logits.
 	Input, Logits string
+	// CategoryLogits, when set, names the forward model's category logits
+	// [batch, categories]: the graphs then read each row's category and
+	// add CategoryWeight times their softmax cross-entropy to the loss.
+	CategoryLogits string
+	CategoryWeight float32
 	// Trainable are the initializers that get gradients and updates, in a
 	// fixed order. Every other initializer stays a constant of the graph,
 	// so frozen layers cost no gradient.
@@ -49,28 +55,36 @@ type TensorSpec struct {
 // eval graph reads [image, y, mask, pos_weight, params...] and writes
 // [loss, logits]. y and mask are [Batch, Classes], pos_weight [Classes],
 // lr, t and loss [1]; t counts steps from 1 (Adam's bias correction).
+// With Spec.CategoryLogits both also read category (int64 [Batch]: 1 to
+// Categories, 0 for none) after pos_weight and write the category logits
+// after the logits.
 type Graph struct {
 	Model           []byte
 	Inputs, Outputs []string
 	// Params are the trainable parameters in Spec order; States the
 	// optimizer state, Optimizer.StateNames of each parameter in turn.
 	Params, States []TensorSpec
-	// Image is the image input's shape; Classes the logits' width.
-	Image   []int64
-	Classes int
+	// Image is the image input's shape; Classes the logits' width;
+	// Categories the category logits' width, 0 without them.
+	Image      []int64
+	Classes    int
+	Categories int
 }
 
 // prepared is a forward graph turned into the common part of step and eval
 // graphs: trainable initializers made inputs, the image shape fixed, the
 // targets, mask and positive weights declared and the loss appended.
 type prepared struct {
-	model  *onnxpb.ModelProto
-	loss   lossNames
-	params []TensorSpec
-	image  []int64
+	model *onnxpb.ModelProto
+	// loss is the total loss and the gradient of the attribute logits;
+	// categoryGrad the category logits' (weighted), "" without them.
+	loss         lossNames
+	categoryGrad string
+	params       []TensorSpec
+	image        []int64
 	// shapes are the graph inputs' shapes, for the differentiation.
-	shapes  map[string][]int64
-	classes int
+	shapes              map[string][]int64
+	classes, categories int
 }
 
 func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
@@ -132,7 +146,18 @@ func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
 	}
 	p.classes = classes
 	labels := []int64{int64(spec.Batch), int64(classes)}
-	g.Output = []*onnxpb.ValueInfoProto{graph.ValueInfo(spec.Logits, graph.Float, labels)}
+	outputs := []*onnxpb.ValueInfoProto{graph.ValueInfo(spec.Logits, graph.Float, labels)}
+	if spec.CategoryLogits != "" {
+		if p.categories, err = logitsWidth(g, spec.CategoryLogits); err != nil {
+			return nil, err
+		}
+		if spec.CategoryWeight <= 0 {
+			return nil, fmt.Errorf("step graph: category weight %g: want > 0", spec.CategoryWeight)
+		}
+		outputs = append(outputs, graph.ValueInfo(spec.CategoryLogits, graph.Float,
+			[]int64{int64(spec.Batch), int64(p.categories)}))
+	}
+	g.Output = outputs
 
 	b := graph.Edit(m)
 	for _, in := range []TensorSpec{
@@ -144,6 +169,18 @@ func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
 		p.shapes[in.Name] = in.Shape
 	}
 	p.loss = appendLoss(b, spec.Logits, NameTargets, NameMask, NamePosWeight)
+	if p.categories > 0 {
+		shape := []int64{int64(spec.Batch)}
+		if got := b.Input(NameCategory, graph.Int64, shape); got != NameCategory {
+			return nil, fmt.Errorf("step graph: the model already has a value named %q", NameCategory)
+		}
+		p.shapes[NameCategory] = shape
+		cat := appendCategoryLoss(b, spec.CategoryLogits, NameCategory, spec.Batch, p.categories)
+		weight := scalarConst(b, "category_loss/weight", spec.CategoryWeight)
+		p.categoryGrad = b.Op("Mul", "category_loss/weighted_grad", []string{cat.Grad, weight})
+		weighted := b.Op("Mul", "category_loss/weighted", []string{cat.Loss, weight})
+		p.loss.Loss = b.Op("Add", "loss/total", []string{p.loss.Loss, weighted})
+	}
 	renameOutput(g, p.loss.Loss, NameLoss)
 	p.loss.Loss = NameLoss
 	return p, nil
@@ -197,9 +234,9 @@ func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
 	g := p.model.Graph
 	g.Output = append(g.Output, graph.ValueInfo(NameLoss, graph.Float, []int64{1}))
 	out := &Graph{
-		Inputs:  []string{spec.Input, NameTargets, NameMask, NamePosWeight},
-		Outputs: []string{NameLoss, spec.Logits},
-		Params:  p.params, Image: p.image, Classes: p.classes,
+		Inputs:  p.dataInputs(spec),
+		Outputs: p.logitOutputs(spec),
+		Params:  p.params, Image: p.image, Classes: p.classes, Categories: p.categories,
 	}
 	for _, t := range p.params {
 		out.Inputs = append(out.Inputs, t.Name)
@@ -208,4 +245,23 @@ func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
 		return nil, fmt.Errorf("eval graph: %w", err)
 	}
 	return out, nil
+}
+
+// dataInputs are the inputs of a batch, in Graph order: image, labels,
+// mask, positive weights and, with a category head, the categories.
+func (p *prepared) dataInputs(spec Spec) []string {
+	in := []string{spec.Input, NameTargets, NameMask, NamePosWeight}
+	if p.categories > 0 {
+		in = append(in, NameCategory)
+	}
+	return in
+}
+
+// logitOutputs are the loss and the logits, in Graph order.
+func (p *prepared) logitOutputs(spec Spec) []string {
+	out := []string{NameLoss, spec.Logits}
+	if p.categories > 0 {
+		out = append(out, spec.CategoryLogits)
+	}
+	return out
 }

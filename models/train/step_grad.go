@@ -33,7 +33,17 @@ func BuildStep(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
 	for i, t := range p.params {
 		wrt[i] = t.Name
 	}
-	grads, err := autodiff.Backward(g, spec.Logits, p.loss.Grad, wrt,
+	// Backward takes one output and its gradient: with a category head,
+	// both heads' logits are joined into one tensor, and so are their
+	// gradients, and the Concat's gradient splits them again.
+	target, seed := spec.Logits, p.loss.Grad
+	if p.categories > 0 {
+		b := graph.Edit(p.model)
+		axis := graph.AttrInt("axis", 1)
+		target = b.Op("Concat", "train/heads", []string{spec.Logits, spec.CategoryLogits}, axis)
+		seed = b.Op("Concat", "train/heads_grad", []string{p.loss.Grad, p.categoryGrad}, axis)
+	}
+	grads, err := autodiff.Backward(g, target, seed, wrt,
 		autodiff.Options{InputShapes: p.shapes, Prefix: "grad/"})
 	if err != nil {
 		return nil, fmt.Errorf("step graph: gradients: %w", err)
@@ -42,9 +52,9 @@ func BuildStep(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
 	// A fresh builder, so names the differentiation added are reserved.
 	b := graph.Edit(p.model)
 	out := &Graph{
-		Inputs:  []string{spec.Input, NameTargets, NameMask, NamePosWeight, NameLR, NameStepCount},
-		Outputs: []string{NameLoss, spec.Logits},
-		Params:  p.params, Image: p.image, Classes: p.classes,
+		Inputs:  append(p.dataInputs(spec), NameLR, NameStepCount),
+		Outputs: p.logitOutputs(spec),
+		Params:  p.params, Image: p.image, Classes: p.classes, Categories: p.categories,
 	}
 	var newStates []string
 	for _, t := range p.params {

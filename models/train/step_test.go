@@ -5,10 +5,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"stitch/internal/testenv"
 	"stitch/models/graph"
+	"stitch/models/head"
 	"stitch/models/onnxpb"
 	"stitch/models/ort"
 )
@@ -50,12 +52,35 @@ func TestStepGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkStepGradients(t, m, order)
+			checkStepGradients(t, m, order, "")
 		})
 	}
 }
 
-func checkStepGradients(t *testing.T, m *onnxpb.ModelProto, order []string) {
+// TestStepGradientsWithCategories checks the step gradient of a model
+// with both heads, where the loss adds the weighted category
+// cross-entropy: the category layer (last two parameters), the attribute
+// head and the first convolution, which gets both heads' gradients.
+func TestStepGradientsWithCategories(t *testing.T) {
+	needORT(t)
+	spec := head.Spec{Hidden: []int{8}, Outputs: 6, Categories: 5, Seed: 2}
+	m, info, err := head.Attach(sharedModel(t, "smallcnn"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := graph.ParamOrder(m.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order[len(order)-2:], info.CategoryParams) {
+		t.Fatalf("parameter order ends with %v, want the category layer %v", order[len(order)-2:], info.CategoryParams)
+	}
+	checkStepGradients(t, m, order, info.CategoryOutput)
+}
+
+// checkStepGradients runs the check on the parameters order of m; with
+// categoryLogits set, the model's category head joins the loss.
+func checkStepGradients(t *testing.T, m *onnxpb.ModelProto, order []string, categoryLogits string) {
 	const size, batch = 32, 2
 	// Plain SGD with a large rate turns the update into the gradient:
 	// g = (p - p') / lr, exact to float32 rounding of p'.
@@ -63,6 +88,7 @@ func checkStepGradients(t *testing.T, m *onnxpb.ModelProto, order []string) {
 	spec := Spec{
 		Input: firstInput(m), Logits: m.Graph.Output[0].GetName(), Trainable: order,
 		Batch: batch, Height: size, Width: size, Optimizer: Optimizer{Kind: SGD},
+		CategoryLogits: categoryLogits, CategoryWeight: 1.5,
 	}
 	step, err := BuildStep(m, spec)
 	if err != nil {
@@ -97,6 +123,9 @@ func checkStepGradients(t *testing.T, m *onnxpb.ModelProto, order []string) {
 		i := rng.IntN(len(b.Mask))
 		b.Mask[i] = 1
 		b.Y[i] = float32(k % 2)
+	}
+	if b.Category != nil {
+		b.Category[0], b.Category[1] = 3, 1
 	}
 	b.Rows = batch
 

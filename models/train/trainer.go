@@ -47,9 +47,14 @@ type Config struct {
 	// not changed.
 	Model         *onnxpb.ModelProto
 	Input, Logits string
-	Height, Width int
-	Phases        []Phase
-	Optimizer     Optimizer
+	// CategoryLogits, when set, names the model's category logits: the
+	// loss adds CategoryWeight times their softmax cross-entropy, and the
+	// datasets must be CategoryDatasets.
+	CategoryLogits string
+	CategoryWeight float64
+	Height, Width  int
+	Phases         []Phase
+	Optimizer      Optimizer
 	// PosWeight holds one positive weight per class; nil means 1.
 	PosWeight []float32
 	// Patience and MinDelta stop a phase when the validation loss has not
@@ -112,6 +117,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("train: best_by %q: want %s or %s", c.BestBy, BestByValAUC, BestByValLoss)
 	case c.LRPatience > 0 && (c.LRFactor <= 0 || c.LRFactor >= 1):
 		return fmt.Errorf("train: learning-rate factor %g must lie in (0, 1)", c.LRFactor)
+	case c.CategoryLogits != "" && !(c.CategoryWeight > 0):
+		return fmt.Errorf("train: category weight %g: want > 0", c.CategoryWeight)
 	}
 	for i, p := range c.Phases {
 		if p.MaxEpochs == 0 {
@@ -129,8 +136,14 @@ func (c *Config) validate() error {
 func (c *Config) fingerprint() string {
 	h := sha256.New()
 	// Errors cannot happen: plain values marshal, and hashes do not fail.
-	data, _ := json.Marshal([]any{c.Input, c.Logits, c.Height, c.Width, c.Phases, c.Optimizer,
-		c.PosWeight, c.Patience, c.MinDelta, c.LRPatience, c.LRFactor, c.BestBy, c.Seed})
+	fields := []any{c.Input, c.Logits, c.Height, c.Width, c.Phases, c.Optimizer,
+		c.PosWeight, c.Patience, c.MinDelta, c.LRPatience, c.LRFactor, c.BestBy, c.Seed}
+	if c.CategoryLogits != "" {
+		// Only then: checkpoints of attribute-only runs keep their
+		// fingerprints.
+		fields = append(fields, c.CategoryLogits, c.CategoryWeight)
+	}
+	data, _ := json.Marshal(fields)
 	h.Write(data)
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -160,6 +173,14 @@ func Train(ctx context.Context, cfg Config, train, val Dataset) (*Result, error)
 	}
 	if train.Len() == 0 {
 		return nil, fmt.Errorf("train: no training samples")
+	}
+	if cfg.CategoryLogits != "" {
+		_, okTrain := train.(CategoryDataset)
+		_, okVal := val.(CategoryDataset)
+		if !okTrain || (val != nil && !okVal) {
+			return nil, fmt.Errorf("train: the model has category logits %q, and the datasets "+
+				"(%T, %T) have no categories", cfg.CategoryLogits, train, val)
+		}
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
@@ -296,6 +317,7 @@ func (t *trainer) stepper(ph Phase) (*Stepper, error) {
 	}
 	spec := Spec{
 		Input: t.cfg.Input, Logits: t.cfg.Logits, Trainable: ph.Trainable,
+		CategoryLogits: t.cfg.CategoryLogits, CategoryWeight: float32(t.cfg.CategoryWeight),
 		Batch: ph.BatchSize, Height: t.cfg.Height, Width: t.cfg.Width, Optimizer: t.cfg.Optimizer,
 	}
 	step, err := BuildStep(forward, spec)
@@ -341,22 +363,69 @@ func (t *trainer) runEpoch(ctx context.Context, s *Stepper, bufs []*Batch, p, e 
 	row.ImagesPerSecond = float64(len(plan.rows)*ph.BatchSize) / row.Seconds
 
 	row.ValLoss, row.ValAUC = math.NaN(), math.NaN()
+	var cat categoryHits
 	if t.val != nil && t.val.Len() > 0 {
-		if row.ValLoss, row.ValAUC, err = t.validate(ctx, s, bufs, ph); err != nil {
+		if row.ValLoss, row.ValAUC, cat, err = t.validate(ctx, s, bufs, ph); err != nil {
 			return row, fmt.Errorf("train: phase %d epoch %d: %w", p+1, e, err)
 		}
 	}
-	t.log.Info("epoch", "phase", p+1, "epoch", e, "train_loss", row.TrainLoss, "val_loss", row.ValLoss,
-		"val_auc", row.ValAUC, "lr", row.LearningRate, "img_per_s", math.Round(row.ImagesPerSecond))
+	attrs := []any{"phase", p + 1, "epoch", e, "train_loss", row.TrainLoss, "val_loss", row.ValLoss,
+		"val_auc", row.ValAUC}
+	if cat.images > 0 {
+		top1, top3 := cat.accuracy()
+		attrs = append(attrs, "val_category_top1", top1, "val_category_top3", top3)
+	}
+	attrs = append(attrs, "lr", row.LearningRate, "img_per_s", math.Round(row.ImagesPerSecond))
+	t.log.Info("epoch", attrs...)
 	return row, nil
 }
 
-// validate returns the loss over the known validation labels and their
-// micro ROC AUC.
-func (t *trainer) validate(ctx context.Context, s *Stepper, bufs []*Batch, ph Phase) (float64, float64, error) {
+// categoryHits counts validation images with a category and how many
+// have it first (top1) and among the first three (top3) of the category
+// logits.
+type categoryHits struct {
+	images, top1, top3 int
+}
+
+// accuracy returns the top-1 and top-3 accuracy, 0 without images.
+func (c categoryHits) accuracy() (top1, top3 float64) {
+	n := float64(max(c.images, 1))
+	return float64(c.top1) / n, float64(c.top3) / n
+}
+
+// add counts the rows of b that have a category, given the category
+// logits of b. The rank of the true class counts the classes that beat
+// it, ties going to the lower class as in the metrics package.
+func (c *categoryHits) add(b *Batch, logits []float32) {
+	for r, class := range b.Category[:b.Rows] {
+		if class == 0 {
+			continue
+		}
+		row := logits[r*b.categories : (r+1)*b.categories]
+		own, rank := row[class-1], 0
+		for j, v := range row {
+			if v > own || (v == own && j < int(class-1)) {
+				rank++
+			}
+		}
+		c.images++
+		if rank < 1 {
+			c.top1++
+		}
+		if rank < 3 {
+			c.top3++
+		}
+	}
+}
+
+// validate returns the loss over the known validation labels, their
+// micro ROC AUC and, with a category head, the category hits.
+func (t *trainer) validate(ctx context.Context, s *Stepper, bufs []*Batch, ph Phase) (
+	float64, float64, categoryHits, error) {
 	plan := evalPlan(t.val.Len(), ph.BatchSize, ph.ValidationSteps)
 	var lossSum, count float64
 	var items []scored
+	var cat categoryHits
 	err := loadBatches(ctx, t.val, plan, bufs, t.cfg.Workers, func(_ int, b *Batch) error {
 		loss, logits, err := s.Eval(b)
 		if err != nil {
@@ -371,12 +440,15 @@ func (t *trainer) validate(ctx context.Context, s *Stepper, bufs []*Batch, ph Ph
 		}
 		lossSum += float64(loss) * known
 		count += known
+		if b.Category != nil {
+			cat.add(b, s.EvalCategoryLogits())
+		}
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cat, err
 	}
-	return lossSum / math.Max(count, 1), microAUC(items), nil
+	return lossSum / math.Max(count, 1), microAUC(items), cat, nil
 }
 
 // endEpoch records row, keeps the best weights, and applies the learning

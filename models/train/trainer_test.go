@@ -26,6 +26,9 @@ type synthData struct {
 	size   int
 	labels [][]int8
 	pixels [][]float32
+	// colours are the background colours (0 red, 1 green, 2 blue), known
+	// even where the label is not.
+	colours []int
 	// poison makes every image NaN, for the NaN test.
 	poison bool
 }
@@ -70,6 +73,7 @@ func newSynth(n, size int, seed uint64) *synthData {
 		}
 		d.labels = append(d.labels, labels)
 		d.pixels = append(d.pixels, img)
+		d.colours = append(d.colours, colour)
 	}
 	return d
 }
@@ -263,11 +267,108 @@ func (c cancelAt) Report(phase string, done, total int, note string) {
 	}
 }
 
-func TestResumeGivesSameModel(t *testing.T) {
+// synthCategories are the categories of catSynth: the background colour.
+const synthCategories = 3
+
+// catSynth adds a category to synthData's images: 1 + the background
+// colour, except every seventh image, which has none.
+type catSynth struct {
+	*synthData
+}
+
+func (d catSynth) Category(i int) int {
+	if i%7 == 3 {
+		return 0
+	}
+	return 1 + d.colours[i]
+}
+
+// categoryModel is smallModel with a category head too.
+func categoryModel(t testing.TB) (*onnxpb.ModelProto, head.Info) {
+	t.Helper()
+	m, info, err := head.Attach(sharedModel(t, "smallcnn"),
+		head.Spec{Outputs: synthClasses, Categories: synthCategories, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, info
+}
+
+func TestTrainLearnsCategories(t *testing.T) {
 	needORT(t)
-	m, info := smallModel(t)
-	train, val := newSynth(48, 32, 1), newSynth(16, 32, 2)
+	m, info := categoryModel(t)
+	train, val := catSynth{newSynth(96, 32, 1)}, catSynth{newSynth(48, 32, 2)}
 	cfg := baseConfig(m, info, 2)
+	cfg.CategoryLogits, cfg.CategoryWeight = info.CategoryOutput, 1
+	cfg.Session.Threads = 2
+	res, err := Train(t.Context(), cfg, train, val)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Top-1 accuracy on the validation images with a category, against
+	// the share of the most frequent category.
+	counts := make([]int, synthCategories+1)
+	var hits, images int
+	data := mustMarshal(t, res.Model)
+	for i := range val.Len() {
+		c := val.Category(i)
+		if c == 0 {
+			continue
+		}
+		counts[c]++
+		images++
+		out := runGraph(t, data, []feed{{info.Input, val.pixels[i], []int64{1, 3, 32, 32}}},
+			[]string{info.CategoryOutput})[info.CategoryOutput]
+		best := 0
+		for j, v := range out {
+			if v > out[best] {
+				best = j
+			}
+		}
+		if best+1 == c {
+			hits++
+		}
+	}
+	acc, majority := float64(hits)/float64(images), float64(slices.Max(counts))/float64(images)
+	t.Logf("category top-1 accuracy %.3f on %d images, majority rate %.3f", acc, images, majority)
+	if acc < majority+0.3 {
+		t.Errorf("category top-1 accuracy %.3f is not clearly above the majority rate %.3f", acc, majority)
+	}
+}
+
+func TestTrainCategoriesNeedCategoryData(t *testing.T) {
+	needORT(t)
+	m, info := categoryModel(t)
+	cfg := baseConfig(m, info, 1)
+	cfg.CategoryLogits, cfg.CategoryWeight = info.CategoryOutput, 1
+	_, err := Train(t.Context(), cfg, newSynth(16, 32, 1), nil)
+	if err == nil || !strings.Contains(err.Error(), "no categories") {
+		t.Errorf("training a category head on data without categories: %v", err)
+	}
+	cfg.CategoryWeight = 0
+	if _, err := Train(t.Context(), cfg, catSynth{newSynth(16, 32, 1)}, nil); err == nil {
+		t.Error("Train accepted a category weight of 0")
+	}
+}
+
+func TestResumeGivesSameModel(t *testing.T) {
+	t.Run("attributes", func(t *testing.T) {
+		m, info := smallModel(t)
+		checkResume(t, baseConfig(m, info, 2), newSynth(48, 32, 1), newSynth(16, 32, 2))
+	})
+	t.Run("categories", func(t *testing.T) {
+		m, info := categoryModel(t)
+		cfg := baseConfig(m, info, 2)
+		cfg.CategoryLogits, cfg.CategoryWeight = info.CategoryOutput, 0.5
+		checkResume(t, cfg, catSynth{newSynth(48, 32, 1)}, catSynth{newSynth(16, 32, 2)})
+	})
+}
+
+// checkResume trains cfg once without interruption and once interrupted
+// in phase 2 and resumed, and compares the models' bytes.
+func checkResume(t *testing.T, cfg Config, train, val Dataset) {
+	needORT(t)
 	cfg.Session.Threads = 2
 
 	resumed := 0

@@ -18,7 +18,14 @@
 //   - Output `per_attribute` (kind table) has one row per k and attribute:
 //     name, type, positives, predicted, TP, FP, recall, precision, F1, and
 //     AP and AUC (null where undefined).
-//   - Category accuracy needs category scores in the predictions, which
-//     the predictions table does not carry yet; until it does the
-//     `categories` input is accepted and no category rows are written.
+//   - Category accuracy (scope "category", metric "accuracy", one row per
+//     k, the note counting hits and images with a category) is written
+//     when the predictions carry category scores (a model with a category
+//     head) and the samples have categories; images without a category
+//     are left out of it. Scores are matched to the samples' categories
+//     by category id, not by column. With the optional `categories`
+//     input, the predictions must score exactly its categories (same ids,
+//     same names), or the stage fails saying which id differs; a sample
+//     whose category the predictions do not score is an error too.
+//     Otherwise the log says why there is no category accuracy.
 package evaluate

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,7 +64,22 @@ func predictionsOf(order []int) *artifacts.Predictions {
 // runStage runs evaluate on the given rows and returns its metrics rows.
 func runStage(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predictions, k []int) ([]artifacts.MetricRow, []artifacts.AttributeMetricRow, error) {
 	t.Helper()
+	return runStageWith(t, samples, pred, k, nil)
+}
+
+// runStageWith is runStage with a categories input holding cats, unless
+// cats is nil.
+func runStageWith(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predictions, k []int,
+	cats []artifacts.Category) ([]artifacts.MetricRow, []artifacts.AttributeMetricRow, error) {
+	t.Helper()
 	run := pipelinetest.NewRun(t, "evaluate-test")
+	if cats != nil {
+		cid, err := run.St.PutCategories(cats)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Bind("categories", cid)
+	}
 	sid, err := run.St.PutSamples(samples)
 	if err != nil {
 		t.Fatal(err)
@@ -207,5 +223,125 @@ func TestParams(t *testing.T) {
 		if err := (&Params{K: k}).Validate(); err == nil {
 			t.Errorf("k %v accepted", k)
 		}
+	}
+}
+
+// The categories of the category tests: the table in id order, and the
+// model's columns in another order.
+var (
+	categoryTable = []artifacts.Category{{ID: 1, Name: "Tee", BodyType: 1}, {ID: 2, Name: "Skirt", BodyType: 2},
+		{ID: 3, Name: "Dress", BodyType: 3}}
+	modelCategories = []artifacts.Category{{ID: 3, Name: "Dress"}, {ID: 1, Name: "Tee"}, {ID: 2, Name: "Skirt"}}
+	// categoryScores are each image's scores in modelCategories' order.
+	categoryScores = [][]float32{{.2, .5, .3}, {.3, .3, .4}, {.1, .1, .8}, {.6, .1, .3}}
+	// imageCategories: img2 has none.
+	imageCategories = []int32{1, 3, 0, 2}
+)
+
+// addSampleCategories sets the categories of samples' images.
+func addSampleCategories(samples *artifacts.Samples) {
+	for r, img := range samples.Image {
+		samples.Category[r] = imageCategories[slices.Index(images, img)]
+	}
+}
+
+// addCategoryScores adds the category scores of pred's images.
+func addCategoryScores(pred *artifacts.Predictions) {
+	pred.NumCategories, pred.Categories = len(modelCategories), modelCategories
+	for _, img := range pred.Image {
+		pred.CategoryScores = append(pred.CategoryScores, categoryScores[slices.Index(images, img)]...)
+	}
+}
+
+// withCategories adds both.
+func withCategories(samples *artifacts.Samples, pred *artifacts.Predictions) {
+	addSampleCategories(samples)
+	addCategoryScores(pred)
+}
+
+func TestEvaluateCategories(t *testing.T) {
+	// By id, the true category ranks first on img0 (Tee .5), third on img1
+	// (Dress .3 after Skirt .4 and Tee .3, which ties and has the lower
+	// id) and second on img3 (Skirt .3 after Dress .6); img2 has none.
+	// Taken by position instead, top-2 accuracy would be 1/3.
+	want := map[int]float64{1: 1.0 / 3, 2: 2.0 / 3, 3: 1}
+	for _, tc := range []struct {
+		name  string
+		cats  []artifacts.Category
+		order []int
+	}{
+		{"with the categories table", categoryTable, []int{2, 0, 3, 1}},
+		{"without it", nil, []int{2, 0, 3, 1}},
+		{"in sample order", categoryTable, []int{0, 1, 2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			samples, pred := samplesOf([]int{0, 1, 2, 3}), predictionsOf(tc.order)
+			withCategories(samples, pred)
+			rows, _, err := runStageWith(t, samples, pred, []int{1, 2, 3}, tc.cats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, acc := range want {
+				got, note, ok := value(rows, k, "category", "", "accuracy")
+				if !ok || !cmp.Equal(got, acc, cmpopts.EquateApprox(0, 1e-12)) {
+					t.Errorf("category top-%d accuracy = %v (found %v), want %v", k, got, ok, acc)
+				}
+				if ok && !strings.HasSuffix(note, " of 3 images with a category") {
+					t.Errorf("category top-%d note %q", k, note)
+				}
+			}
+		})
+	}
+}
+
+func TestEvaluateCategoriesSkipped(t *testing.T) {
+	hasCategoryRows := func(rows []artifacts.MetricRow) bool {
+		return slices.ContainsFunc(rows, func(r artifacts.MetricRow) bool { return r.Scope == "category" })
+	}
+	// Predictions without category scores (old ones, or an attribute-only
+	// model) read and evaluate as before, categories input or not.
+	samples, pred := samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{0, 1, 2, 3})
+	addSampleCategories(samples)
+	rows, _, err := runStageWith(t, samples, pred, []int{1}, categoryTable)
+	if err != nil || hasCategoryRows(rows) {
+		t.Errorf("predictions without category scores: %v, category rows %v", err, hasCategoryRows(rows))
+	}
+	// Samples without categories give no category rows either.
+	samples, pred = samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{0, 1, 2, 3})
+	addCategoryScores(pred)
+	rows, _, err = runStageWith(t, samples, pred, []int{1}, categoryTable)
+	if err != nil || hasCategoryRows(rows) {
+		t.Errorf("samples without categories: %v, category rows %v", err, hasCategoryRows(rows))
+	}
+}
+
+func TestEvaluateCategoryMismatch(t *testing.T) {
+	renamed := slices.Clone(categoryTable)
+	renamed[2].Name = "Gown"
+	extra := append(slices.Clone(categoryTable), artifacts.Category{ID: 4, Name: "Coat"})
+	for _, tc := range []struct {
+		name    string
+		table   []artifacts.Category
+		edit    func(*artifacts.Samples, *artifacts.Predictions)
+		message string
+	}{
+		{"renamed", renamed, nil, `id 3 is "Dress" in the model, "Gown" in the table`},
+		{"table has more", extra, nil, `id 4 ("Coat") has no score in the predictions`},
+		{"model has more", categoryTable[:2], nil, `id 3 ("Dress") is not in the table`},
+		{"sample category not scored", nil, func(s *artifacts.Samples, _ *artifacts.Predictions) {
+			s.Category[2] = 4
+		}, `sample "img2.jpg" has category 4, which the predictions do not score`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			samples, pred := samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{0, 1, 2, 3})
+			withCategories(samples, pred)
+			if tc.edit != nil {
+				tc.edit(samples, pred)
+			}
+			_, _, err := runStageWith(t, samples, pred, []int{1}, tc.table)
+			if err == nil || !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("got %v, want an error saying %s", err, tc.message)
+			}
+		})
 	}
 }

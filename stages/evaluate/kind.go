@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
@@ -102,9 +103,8 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		run.Logger().Warn("predictions of images not in the samples are left out",
 			"images", data.extra)
 	}
-	if _, ok := run.Input("categories"); ok {
-		// TODO(#4): category accuracy once predictions carry category scores.
-		run.Logger().Info("predictions hold no category scores; category accuracy skipped")
+	if err := addCategories(run, pred, samples, &data); err != nil {
+		return fmt.Errorf("evaluate %s: %w", stage, err)
 	}
 	res, err := metrics.Evaluate(data.Data, metrics.Options{Ks: p.K, Workers: run.Settings().Threads})
 	if err != nil {
@@ -123,8 +123,111 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	run.SetOutput("metrics", metricsID)
 	run.SetOutput("per_attribute", perAttrID)
-	run.Logger().Info("evaluated", "images", res.NumImages,
-		"attributes", res.NumAttributes, "macro_attributes", info.MacroAttributes)
+	logArgs := []any{"images", res.NumImages, "attributes", res.NumAttributes,
+		"macro_attributes", info.MacroAttributes}
+	for _, c := range res.Category {
+		logArgs = append(logArgs, fmt.Sprintf("category_top%d", c.K), c.Value)
+	}
+	run.Logger().Info("evaluated", logArgs...)
+	return nil
+}
+
+// addCategories fills data's category fields when the predictions carry
+// category scores and the samples have categories, after checking the
+// predictions' categories against the categories input when one is
+// wired; otherwise it says in the log why there is no category accuracy.
+func addCategories(run pipeline.Run, pred *artifacts.Predictions, samples *artifacts.Samples,
+	data *aligned) error {
+	id, wired := run.Input("categories")
+	if pred.NumCategories == 0 {
+		if wired {
+			run.Logger().Info("the predictions hold no category scores (the model has no category head); " +
+				"category accuracy skipped")
+		}
+		return nil
+	}
+	if !slices.ContainsFunc(samples.Category, func(c int32) bool { return c > 0 }) {
+		run.Logger().Info("the samples have no categories; category accuracy skipped")
+		return nil
+	}
+	if wired {
+		table, err := run.Store().GetCategories(id)
+		if err != nil {
+			return err
+		}
+		if err := matchCategories(pred.Categories, table); err != nil {
+			return err
+		}
+	}
+	return alignCategories(pred, samples, data)
+}
+
+// matchCategories checks that the predictions score exactly the
+// categories of the table: the same ids with the same names, in any
+// order.
+func matchCategories(pred, table []artifacts.Category) error {
+	mismatch := func(format string, args ...any) error {
+		return fmt.Errorf("the model's categories (%d) do not match the categories table (%d): "+format,
+			append([]any{len(pred), len(table)}, args...)...)
+	}
+	names := make(map[int]string, len(table))
+	for _, c := range table {
+		names[c.ID] = c.Name
+	}
+	for _, c := range pred {
+		name, ok := names[c.ID]
+		if !ok {
+			return mismatch("id %d (%q) is not in the table", c.ID, c.Name)
+		}
+		if name != c.Name {
+			return mismatch("id %d is %q in the model, %q in the table", c.ID, c.Name, name)
+		}
+		delete(names, c.ID)
+	}
+	for _, c := range table {
+		if _, left := names[c.ID]; left {
+			return mismatch("id %d (%q) has no score in the predictions", c.ID, c.Name)
+		}
+	}
+	return nil
+}
+
+// alignCategories places the predictions' category scores by category
+// id, in sample order, as package metrics reads them: the score of id c
+// in column c-1, ids the model does not score at -Inf. A sample whose
+// category has no score is an error.
+func alignCategories(pred *artifacts.Predictions, samples *artifacts.Samples, data *aligned) error {
+	width := 0
+	for _, c := range pred.Categories {
+		width = max(width, c.ID)
+	}
+	scored := make([]bool, width+1)
+	for _, c := range pred.Categories {
+		scored[c.ID] = true
+	}
+	for i, c := range samples.Category {
+		if c < 0 || int(c) > width || (c > 0 && !scored[c]) {
+			return fmt.Errorf("align categories: sample %q has category %d, which the predictions do not score",
+				samples.Image[i], c)
+		}
+	}
+
+	scores := make([]float32, samples.Len()*width)
+	for i := range scores {
+		scores[i] = float32(math.Inf(-1))
+	}
+	n := pred.NumCategories
+	for i := range samples.Len() {
+		j := i
+		if data.rows != nil {
+			j = data.rows[i]
+		}
+		src := pred.CategoryScores[j*n : (j+1)*n]
+		for c, cat := range pred.Categories {
+			scores[i*width+cat.ID-1] = src[c]
+		}
+	}
+	data.NumCategories, data.CategoryScores, data.Categories = width, scores, samples.Category
 	return nil
 }
 
@@ -214,6 +317,9 @@ type aligned struct {
 	metrics.Data
 	// extra counts predictions whose image is not among the samples.
 	extra int
+	// rows[i] is the prediction row of sample i; nil when the rows match
+	// one to one.
+	rows []int
 }
 
 // align joins predictions to samples by image key and returns the dense
@@ -247,6 +353,7 @@ func align(pred *artifacts.Predictions, samples *artifacts.Samples, attrs []arti
 		row[img] = i
 	}
 	out.Scores = make([]float32, samples.Len()*m)
+	out.rows = make([]int, samples.Len())
 	seen := make(map[string]bool, samples.Len())
 	var missing []string
 	for i, img := range samples.Image {
@@ -261,6 +368,7 @@ func align(pred *artifacts.Predictions, samples *artifacts.Samples, attrs []arti
 			continue
 		}
 		copy(out.Scores[i*m:(i+1)*m], pred.Scores[j*m:(j+1)*m])
+		out.rows[i] = j
 	}
 	if len(missing) > 0 {
 		return aligned{}, fmt.Errorf("align: %d of %d samples have no prediction (first: %q)",

@@ -59,7 +59,8 @@ func (kind) Inputs() []pipeline.Port {
 
 func (kind) Outputs() []pipeline.Port {
 	return []pipeline.Port{
-		{Name: "predictions", Kind: artifacts.KindPredictions, Doc: "a probability per sample and attribute"},
+		{Name: "predictions", Kind: artifacts.KindPredictions,
+			Doc: "a probability per sample and attribute (and per category, for a model with a category head)"},
 	}
 }
 
@@ -102,15 +103,20 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	if err != nil {
 		return fmt.Errorf("predict %s: %w", run.Stage(), err)
 	}
-	id, err := store.PutPredictions(&artifacts.Predictions{
-		NumAttributes: pred.NumOutputs(), Image: samples.Image, Scores: scores,
-	})
+	out := &artifacts.Predictions{
+		NumAttributes: pred.NumOutputs(), Image: samples.Image, Scores: scores.Attributes,
+	}
+	if pred.NumCategories() > 0 {
+		out.NumCategories, out.CategoryScores = pred.NumCategories(), scores.Categories
+		out.Categories = model.Meta.Categories
+	}
+	id, err := store.PutPredictions(out)
 	if err != nil {
 		return fmt.Errorf("predict %s: %w", run.Stage(), err)
 	}
 	run.SetOutput("predictions", id)
-	run.Logger().Info("predicted", "partition", p.Partition,
-		"images", samples.Len(), "attributes", pred.NumOutputs(), "provider", pred.Provider())
+	run.Logger().Info("predicted", "partition", p.Partition, "images", samples.Len(),
+		"attributes", pred.NumOutputs(), "categories", pred.NumCategories(), "provider", pred.Provider())
 	return nil
 }
 

@@ -32,7 +32,8 @@ type Options struct {
 	Workspace string
 	// Images are image files to score.
 	Images []string
-	// Top is the number of attributes shown per type (default 5).
+	// Top is the number of attributes shown per type, and of categories
+	// (default 5).
 	Top     int
 	Runtime ort.Options
 }
@@ -51,14 +52,25 @@ type TypeScores struct {
 	Top      []Score `json:"top"`
 }
 
-// ImageScores are the results for one image, types in id order.
+// CategoryScore is one category's probability on one image.
+type CategoryScore struct {
+	Category    string  `json:"category"`
+	ID          int     `json:"id"`
+	Probability float32 `json:"probability"`
+}
+
+// ImageScores are the results for one image: its most probable
+// categories (when the model has a category head), then the types in id
+// order.
 type ImageScores struct {
-	Image string       `json:"image"`
-	Types []TypeScores `json:"types"`
+	Image      string          `json:"image"`
+	Categories []CategoryScore `json:"categories,omitempty"`
+	Types      []TypeScores    `json:"types"`
 }
 
 // ForPeople scores opts.Images with opts.Model and returns, per image,
-// the opts.Top most probable attributes of each type.
+// the opts.Top most probable attributes of each type and, for a model
+// with a category head, the opts.Top most probable categories.
 func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	if len(opts.Images) == 0 {
 		return nil, errors.New("predict: no images given")
@@ -93,10 +105,26 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	attrs := attributes(model.Meta, pred.NumOutputs())
 	out := make([]ImageScores, len(opts.Images))
 	for i, path := range opts.Images {
-		row := scores[i*pred.NumOutputs() : (i+1)*pred.NumOutputs()]
+		row := scores.Attributes[i*pred.NumOutputs() : (i+1)*pred.NumOutputs()]
 		out[i] = ImageScores{Image: path, Types: topByType(attrs, row, opts.Top)}
+		if n := pred.NumCategories(); n > 0 {
+			out[i].Categories = topCategories(model.Meta.Categories, scores.Categories[i*n:(i+1)*n], opts.Top)
+		}
 	}
 	return out, nil
+}
+
+// topCategories ranks the categories by probability, ties to the lower
+// id, as the metrics do, and keeps the top.
+func topCategories(cats []artifacts.Category, row []float32, top int) []CategoryScore {
+	out := make([]CategoryScore, len(cats))
+	for c, cat := range cats {
+		out[c] = CategoryScore{Category: cat.Name, ID: cat.ID, Probability: row[c]}
+	}
+	slices.SortFunc(out, func(a, b CategoryScore) int {
+		return cmp.Or(cmp.Compare(b.Probability, a.Probability), cmp.Compare(a.ID, b.ID))
+	})
+	return out[:min(top, len(out))]
 }
 
 // attributes returns the model's attributes, or numbered outputs of one
@@ -194,12 +222,19 @@ func modelFromObject(path string) (*artifacts.Model, error) {
 	return store.GetModel(id)
 }
 
-// WriteText prints results for a person: each image, then one line per
-// type with its top attributes.
+// WriteText prints results for a person: each image, its top categories
+// when there are some, then one line per type with its top attributes.
 func WriteText(w io.Writer, results []ImageScores) error {
 	var b strings.Builder
 	for _, r := range results {
 		fmt.Fprintln(&b, r.Image)
+		if len(r.Categories) > 0 {
+			parts := make([]string, len(r.Categories))
+			for i, c := range r.Categories {
+				parts[i] = fmt.Sprintf("%s %.3f", c.Category, c.Probability)
+			}
+			fmt.Fprintf(&b, "  %-8s %s\n", "category:", strings.Join(parts, ", "))
+		}
 		for _, t := range r.Types {
 			parts := make([]string, len(t.Top))
 			for i, s := range t.Top {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,19 +32,20 @@ import (
 const size = 32
 
 // tinyModel is a tiny zoo smallcnn at 32 px with a head of n attributes,
-// of types 1 and 2 alternately.
-func tinyModel(t *testing.T, n int) *artifacts.Model {
+// of types 1 and 2 alternately, and a category head when cats are given.
+func tinyModel(t *testing.T, n int, cats ...artifacts.Category) *artifacts.Model {
 	t.Helper()
 	graphtest.RequireORT(t)
 	backbone, err := zoo.Build("smallcnn", zoo.Options{Width: 0.125, InputSize: size, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, info, err := head.Attach(backbone, head.Spec{Hidden: []int{8}, Outputs: n, Seed: 2})
+	m, info, err := head.Attach(backbone, head.Spec{Hidden: []int{8}, Outputs: n, Categories: len(cats), Seed: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	meta := info.Meta
+	meta.Categories = cats
 	for i := range n {
 		meta.Attributes = append(meta.Attributes, artifacts.Attribute{
 			Index: i, Name: "attr" + strconv.Itoa(i), Type: 1 + i%2, TypeName: []string{"texture", "fabric"}[i%2],
@@ -249,11 +252,14 @@ func TestForPeople(t *testing.T) {
 	if err := predict.WriteText(&text, results); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text.String(), "texture:") {
-		t.Errorf("text output:\n%s", text.String())
+	if !strings.Contains(text.String(), "texture:") || strings.Contains(text.String(), "category:") {
+		t.Errorf("text output of a model without a category head:\n%s", text.String())
 	}
 	if err := predict.WriteJSON(&js, results); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(js.String(), "categories") {
+		t.Errorf("JSON of a model without a category head lists categories:\n%s", js.String())
 	}
 	var decoded []predict.ImageScores
 	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil || !cmp.Equal(decoded, results) {
@@ -300,5 +306,108 @@ func TestLoadModelErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LoadModel(%s) = %v, want an error saying %q", name, err, want)
 		}
+	}
+}
+
+// tinyCategories are a category head's categories, not in id order.
+var tinyCategories = []artifacts.Category{{ID: 3, Name: "Dress"}, {ID: 1, Name: "Tee"}, {ID: 2, Name: "Skirt"}}
+
+func TestStageCategoryScores(t *testing.T) {
+	model := tinyModel(t, 4, tinyCategories...)
+	samples := imagesTable(5, 4)
+	run := pipelinetest.NewRun(t, "predict-test")
+	modelID, err := run.St.PutModel(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samplesID, err := run.St.PutSamples(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Bind("model", modelID)
+	run.Bind("samples", samplesID)
+	params := predict.NewParams()
+	params.BatchSize = 2
+	if err := predict.New().Run(t.Context(), run, params); err != nil {
+		t.Fatal(err)
+	}
+	id, err := run.Output("predictions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := run.St.GetPredictions(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NumCategories != 3 || !cmp.Equal(got.Categories, tinyCategories) {
+		t.Fatalf("predictions: %d categories %v, want %v", got.NumCategories, got.Categories, tinyCategories)
+	}
+
+	var x []float32
+	for _, px := range samples.Pixels {
+		x = append(x, tensor(px, model.Meta)...)
+	}
+	m, err := graph.Parse(model.ONNX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, _ := graphtest.Run(t, m, "input", head.CategoryOutputName, x, 5, 3, size, size)
+	want := make([]float32, len(logits))
+	for i := range 5 {
+		var sum float64
+		for _, v := range logits[i*3 : (i+1)*3] {
+			sum += math.Exp(float64(v))
+		}
+		for c, v := range logits[i*3 : (i+1)*3] {
+			want[i*3+c] = float32(math.Exp(float64(v)) / sum)
+		}
+	}
+	if diff := cmp.Diff(want, got.CategoryScores, cmpopts.EquateApprox(0, 1e-5)); diff != "" {
+		t.Errorf("category scores differ from a softmax of a plain session's logits (-want +got)\n%s", diff)
+	}
+}
+
+func TestForPeopleCategories(t *testing.T) {
+	dir := t.TempDir()
+	model := tinyModel(t, 4, tinyCategories...)
+	onnxPath := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(onnxPath, model.ONNX, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "a.png")
+	writePNG(t, img, 50, 70, 0)
+	results, err := predict.ForPeople(t.Context(), predict.Options{Model: onnxPath, Images: []string{img}, Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cats := results[0].Categories
+	if len(cats) != 2 || cats[0].Probability < cats[1].Probability {
+		t.Fatalf("categories %+v: want the top 2 in decreasing order", cats)
+	}
+	for _, c := range cats {
+		i := slices.IndexFunc(tinyCategories, func(tc artifacts.Category) bool { return tc.ID == c.ID })
+		if i < 0 || tinyCategories[i].Name != c.Category {
+			t.Errorf("category %+v: id and name do not match the model's categories", c)
+		}
+	}
+
+	var text, js bytes.Buffer
+	if err := predict.WriteText(&text, results); err != nil {
+		t.Fatal(err)
+	}
+	wantLine := fmt.Sprintf("  category: %s %.3f, %s %.3f\n", cats[0].Category, cats[0].Probability,
+		cats[1].Category, cats[1].Probability)
+	if !strings.Contains(text.String(), wantLine) || !strings.Contains(text.String(), "texture:") {
+		t.Errorf("text output:\n%s\nwant the line %q and the attribute types", text.String(), wantLine)
+	}
+	if err := predict.WriteJSON(&js, results); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"categories"`) {
+		t.Errorf("JSON output has no categories:\n%s", js.String())
+	}
+	var decoded []predict.ImageScores
+	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil || !cmp.Equal(decoded, results) {
+		t.Errorf("JSON round trip: %v\n%s", err, js.String())
 	}
 }

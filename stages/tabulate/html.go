@@ -92,6 +92,9 @@ func (r *report) writeTable(b *bytes.Buffer) {
 	}
 	b.WriteString("</table></div>\n<p class=\"note\">\"all pooled\" ranks within each type and pools the hits; " +
 		"\"all global\" ranks all attributes at once. Macro averages are over the attributes with positives (last column).")
+	if slices.ContainsFunc(r.Cols, isCategory) {
+		b.WriteString(" " + html.EscapeString(categoryNote))
+	}
 	if len(r.References) > 0 {
 		fmt.Fprintf(b, " † %s.", html.EscapeString(refNote))
 	}

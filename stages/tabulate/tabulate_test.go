@@ -45,12 +45,24 @@ func fakeMetrics(base float64) (artifacts.MetricsInfo, []artifacts.MetricRow) {
 // tables, as a matrix stage would name them.
 func newTabulateRun(t *testing.T) *pipelinetest.Run {
 	t.Helper()
+	return newTabulateRunWith(t, nil)
+}
+
+// newTabulateRunWith is newTabulateRun whose first experiment (vgg16)
+// also has the category accuracy rows of categories (k -> accuracy).
+func newTabulateRunWith(t *testing.T, categories map[int]float64) *pipelinetest.Run {
+	t.Helper()
 	run := pipelinetest.NewRun(t, "compare")
 	bind := func(input, stage string, id artifacts.ID) {
 		run.Inputs_[input] = append(run.Inputs_[input], pipeline.InputRef{Stage: stage, Output: input, ID: id})
 	}
 	for i, backbone := range []string{"vgg16", "resnet18"} {
 		info, rows := fakeMetrics(0.3 + 0.1*float64(i))
+		for k, v := range categories {
+			if i == 0 {
+				rows = append(rows, artifacts.MetricRow{K: k, Scope: "category", Metric: "accuracy", Value: v})
+			}
+		}
 		id, err := run.St.PutMetrics(info, rows)
 		if err != nil {
 			t.Fatal(err)
@@ -257,4 +269,87 @@ func output(t *testing.T, run *pipelinetest.Run, name string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// markdownCells returns the cells of the Markdown table row that starts
+// with name, by header.
+func markdownCells(t *testing.T, md, name string) map[string]string {
+	t.Helper()
+	var header []string
+	split := func(line string) []string {
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		return cells
+	}
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "| experiment ") {
+			header = split(line)
+		}
+		if strings.HasPrefix(line, "| "+name) && header != nil {
+			out := map[string]string{}
+			for i, c := range split(line) {
+				out[header[i]] = c
+			}
+			return out
+		}
+	}
+	t.Fatalf("markdown has no row %q:\n%s", name, md)
+	return nil
+}
+
+func TestCategoryColumns(t *testing.T) {
+	// The published category figures, beside ours, at either table k.
+	published := map[string][2]string{
+		"FashionNet (Liu et al., CVPR 2016)": {"82.58", "90.17"},
+		"Wang et al. (CVPR 2018)":            {"90.99", "95.78"},
+		"Liu and Lu (ECCV workshops 2018)":   {"91.16", "96.12"},
+	}
+	for _, k := range []int{3, 5} {
+		run := newTabulateRunWith(t, map[int]float64{3: 0.8, 5: 0.9, 20: 0.99})
+		if err := New().Run(t.Context(), run, &Params{K: k, Reference: ReferenceAuto}); err != nil {
+			t.Fatal(err)
+		}
+		md := string(output(t, run, "markdown"))
+		if got := markdownCells(t, md, "vgg16"); got["cat top-3"] != "80.00" || got["cat top-5"] != "90.00" {
+			t.Errorf("k=%d: vgg16 category cells %q, %q; want 80.00, 90.00", k, got["cat top-3"], got["cat top-5"])
+		}
+		if got := markdownCells(t, md, "resnet18"); got["cat top-3"] != "–" || got["cat top-5"] != "–" {
+			t.Errorf("k=%d: resnet18 has no category accuracy, cells %q, %q", k, got["cat top-3"], got["cat top-5"])
+		}
+		for name, want := range published {
+			got := markdownCells(t, md, name)
+			if got["cat top-3"] != want[0] || got["cat top-5"] != want[1] {
+				t.Errorf("k=%d: %s category cells %q, %q; want %s, %s",
+					k, name, got["cat top-3"], got["cat top-5"], want[0], want[1])
+			}
+		}
+		if !strings.Contains(md, "category top-3 and top-5 accuracy, whatever the table's k") {
+			t.Errorf("k=%d: markdown does not say what the category columns are:\n%s", k, md)
+		}
+
+		csv := string(output(t, run, "csv"))
+		if !strings.Contains(csv, ",category_top3,category_top5,") ||
+			!strings.Contains(csv, ",0.8258,0.9017,") || !strings.Contains(csv, ",0.8,0.9,") {
+			t.Errorf("k=%d: csv lacks the category columns and values:\n%s", k, csv)
+		}
+	}
+
+	// Without references: the columns follow the experiments.
+	run := newTabulateRunWith(t, map[int]float64{3: 0.8, 5: 0.9})
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
+		t.Fatal(err)
+	}
+	md := string(output(t, run, "markdown"))
+	if !strings.Contains(md, "cat top-3") || strings.Contains(md, "FashionNet") {
+		t.Errorf("no references, one experiment with categories:\n%s", md)
+	}
+	run = newTabulateRun(t)
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
+		t.Fatal(err)
+	}
+	if md = string(output(t, run, "markdown")); strings.Contains(md, "cat top") {
+		t.Errorf("no references, no categories: category columns shown:\n%s", md)
+	}
 }

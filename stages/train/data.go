@@ -45,6 +45,17 @@ func newSamplesData(s *artifacts.Samples, p *Params, meta artifacts.ModelMeta, a
 	return d
 }
 
+// categoryData adds each sample's category class to a samplesData, for
+// a model with a category head (a train.CategoryDataset).
+type categoryData struct {
+	*samplesData
+	// classes[i] is sample i's class in the category head, 0 for none.
+	classes []int
+}
+
+// Category implements train.CategoryDataset.
+func (d categoryData) Category(i int) int { return d.classes[i] }
+
 func (d *samplesData) Len() int            { return d.s.Len() }
 func (d *samplesData) Labels(i int) []int8 { return d.s.Row(i) }
 

@@ -21,6 +21,18 @@
 //   - Labels 0 (unknown) are left out of the loss and the validation
 //     metrics. pos_weight auto is negatives/positives per attribute on the
 //     training labels, clipped to [1/100, 100].
+//   - Categories (`categories: auto`, the default): when a `categories`
+//     input is wired and the training samples have categories, the model
+//     gets a second head, one Gemm from the pooled features to a logit per
+//     category of the table (in table order), and the loss adds
+//     category_weight times the softmax cross-entropy over the samples
+//     that have a category. `true` makes a missing input or category an
+//     error, `false` leaves the head out. A sample whose category the
+//     table does not list is an error. The model's metadata records the
+//     category output and the categories (id, name, body type). A
+//     `model` input whose categories differ gets a fresh category layer
+//     (or loses it with `false`). The validation log line of each epoch
+//     gives the category top-1 and top-3 accuracy.
 //   - Checkpoints go to the run's workdir, so an interrupted stage resumes
 //     from its last epoch; a CPU run with one seed gives the same model
 //     and history bytes (the history's timing columns are left 0 for

@@ -36,6 +36,8 @@ func (kind) Inputs() []pipeline.Port {
 		{Name: "policy", Kind: artifacts.KindAugment, Optional: true, Doc: "online augmentation policy"},
 		{Name: "model", Kind: artifacts.KindModel, Optional: true,
 			Doc: "a model trained before to start from (its output layer is replaced if the attributes differ)"},
+		{Name: "categories", Kind: artifacts.KindCategories, Optional: true,
+			Doc: "category ids and names: the model also learns the category (see the categories parameter)"},
 	}
 }
 
@@ -71,6 +73,9 @@ type inputs struct {
 	posWeight  []float32
 	start      *artifacts.Model
 	policy     augmenter
+	// categories are the category head's classes in output order, nil
+	// when the model learns no category.
+	categories []artifacts.Category
 }
 
 func readInputs(run pipeline.Run, p *Params) (*inputs, error) {
@@ -122,7 +127,72 @@ func readInputs(run pipeline.Run, p *Params) (*inputs, error) {
 			return nil, err
 		}
 	}
+	if in.categories, err = readCategories(run, p, in.train); err != nil {
+		return nil, err
+	}
 	return in, nil
+}
+
+// readCategories decides whether the model learns the category (see
+// Params.Categories) and returns the categories table when it does.
+func readCategories(run pipeline.Run, p *Params, train *artifacts.Samples) ([]artifacts.Category, error) {
+	if p.Categories == CategoriesOff {
+		return nil, nil
+	}
+	id, wired := run.Input("categories")
+	if !wired {
+		if p.Categories == CategoriesOn {
+			return nil, fmt.Errorf("categories: true needs the categories input (needs: {categories: " +
+				"split.categories})")
+		}
+		return nil, nil
+	}
+	cats, err := run.Store().GetCategories(id)
+	if err != nil {
+		return nil, err
+	}
+	labelled := 0
+	for _, c := range train.Category {
+		if c > 0 {
+			labelled++
+		}
+	}
+	if len(cats) == 0 || labelled == 0 {
+		if p.Categories == CategoriesOn {
+			return nil, fmt.Errorf("categories: true, and the categories table has %d categories and "+
+				"%d training samples have one", len(cats), labelled)
+		}
+		run.Logger().Info("no category head: the dataset has no categories",
+			"categories", len(cats), "labelled_train_samples", labelled)
+		return nil, nil
+	}
+	return cats, nil
+}
+
+// categoryClasses maps each sample of s to its class in the category
+// head: 1 + the index of its category in cats, 0 for none. A category
+// that cats does not list is an error naming the sample.
+func categoryClasses(s *artifacts.Samples, cats []artifacts.Category, part string) ([]int, error) {
+	class := make(map[int32]int, len(cats))
+	for i, c := range cats {
+		if _, dup := class[int32(c.ID)]; dup || c.ID < 1 {
+			return nil, fmt.Errorf("categories table: id %d (%q) is below 1 or repeated", c.ID, c.Name)
+		}
+		class[int32(c.ID)] = i + 1
+	}
+	out := make([]int, s.Len())
+	for i, id := range s.Category {
+		if id == 0 {
+			continue
+		}
+		c, ok := class[id]
+		if !ok {
+			return nil, fmt.Errorf("%s: sample %s has category %d, which the categories table does not list",
+				part, s.Image[i], id)
+		}
+		out[i] = c
+	}
+	return out, nil
 }
 
 // autoPosWeight is negatives/positives per attribute over the known
@@ -166,8 +236,13 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	meta.Input, meta.Output, meta.OutputIsLogits = info.Input, info.Output, true
 	meta.Height, meta.Width = p.ImageSize, p.ImageSize
 	meta.Attributes = in.attrs
+	meta.CategoryOutput, meta.Categories = info.CategoryOutput, in.categories
 	if n := p.Normalize; n != nil {
 		meta.Scale, meta.Mean, meta.Std = n.Scale, n.Mean, n.Std
+	}
+	trainData, valData, err := datasets(in, p, meta)
+	if err != nil {
+		return err
 	}
 
 	// Phase 2 unfreezes the backbone after the first FreezeRatio of its
@@ -178,7 +253,8 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	phases := []train.Phase{toPhase(p.Phase1, info.HeadParams), toPhase(p.Phase2, phase2)}
 	log.Info("training plan", "backbone", meta.Backbone,
 		"backbone_params", len(info.BackboneParams), "unfrozen_in_phase2", len(info.BackboneParams)-frozen,
-		"head_params", len(info.HeadParams), "train", in.train.Len(), "val", in.val.Len())
+		"head_params", len(info.HeadParams), "categories", len(in.categories),
+		"train", in.train.Len(), "val", in.val.Len())
 
 	workdir, err := run.Workdir()
 	if err != nil {
@@ -187,6 +263,7 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	settings := run.Settings()
 	cfg := train.Config{
 		Model: m, Input: info.Input, Logits: info.Output, Height: p.ImageSize, Width: p.ImageSize,
+		CategoryLogits: info.CategoryOutput, CategoryWeight: p.CategoryWeight,
 		Phases: phases, Optimizer: p.optimizer(), PosWeight: in.posWeight,
 		Patience: p.Patience, MinDelta: p.MinDelta, LRPatience: p.LRPatience, LRFactor: p.LRFactor,
 		BestBy: p.BestBy, Seed: run.Seed(), Workdir: workdir,
@@ -194,12 +271,30 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 			Threads: settings.Threads, FallbackCPU: settings.FallbackCPU, Logger: log},
 		Logger: log, Progress: run.Progress(),
 	}
-	res, err := train.Train(ctx, cfg, newSamplesData(in.train, p, meta, in.policy),
-		newSamplesData(in.val, p, meta, nil))
+	res, err := train.Train(ctx, cfg, trainData, valData)
 	if err != nil {
 		return err
 	}
 	return writeOutputs(run, res, meta)
+}
+
+// datasets are the training and validation sets, with each sample's
+// category class when the model learns the category.
+func datasets(in *inputs, p *Params, meta artifacts.ModelMeta) (train.Dataset, train.Dataset, error) {
+	trainData := newSamplesData(in.train, p, meta, in.policy)
+	valData := newSamplesData(in.val, p, meta, nil)
+	if in.categories == nil {
+		return trainData, valData, nil
+	}
+	trainClasses, err := categoryClasses(in.train, in.categories, "train")
+	if err != nil {
+		return nil, nil, err
+	}
+	valClasses, err := categoryClasses(in.val, in.categories, "val")
+	if err != nil {
+		return nil, nil, err
+	}
+	return categoryData{trainData, trainClasses}, categoryData{valData, valClasses}, nil
 }
 
 func toPhase(p PhaseParams, trainable []string) train.Phase {
@@ -216,22 +311,7 @@ func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, he
 	n := len(in.attrs)
 	seed := run.Seed()
 	if in.start != nil {
-		m, err := graph.Parse(in.start.ONNX)
-		if err != nil {
-			return nil, head.Info{}, fmt.Errorf("model input: %w", err)
-		}
-		info, err := stitchModelInfo(m, in.start.Meta)
-		if err != nil {
-			return nil, head.Info{}, err
-		}
-		if len(in.start.Meta.Attributes) != n || info.Output == "" {
-			run.Logger().Info("replacing the output layer of the starting model",
-				"old_attributes", len(in.start.Meta.Attributes), "new_attributes", n)
-			if m, info, err = head.ReplaceOutput(m, n, seed); err != nil {
-				return nil, head.Info{}, err
-			}
-		}
-		return untie(m, info)
+		return startModel(run, in)
 	}
 
 	var backbone *onnxpb.ModelProto
@@ -252,7 +332,8 @@ func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, he
 			return nil, head.Info{}, err
 		}
 	}
-	m, info, err := head.Attach(backbone, head.Spec{Hidden: p.Head, Outputs: n, Seed: seed})
+	m, info, err := head.Attach(backbone,
+		head.Spec{Hidden: p.Head, Outputs: n, Categories: len(in.categories), Seed: seed})
 	if err != nil {
 		return nil, head.Info{}, err
 	}
@@ -262,6 +343,63 @@ func buildModel(run pipeline.Run, p *Params, in *inputs) (*onnxpb.ModelProto, he
 		info.Meta.Backbone = p.Backbone
 	}
 	return untie(m, info)
+}
+
+// startModel returns the `model` input ready to train on: its output layer
+// replaced when the attributes differ, its category layer replaced (or
+// removed, or added) when the categories differ. The head that phase 1
+// trains is the layers replaced, or the whole head when none was, and
+// the category layer in every case.
+func startModel(run pipeline.Run, in *inputs) (*onnxpb.ModelProto, head.Info, error) {
+	n, seed := len(in.attrs), run.Seed()
+	m, err := graph.Parse(in.start.ONNX)
+	if err != nil {
+		return nil, head.Info{}, fmt.Errorf("model input: %w", err)
+	}
+	info, err := stitchModelInfo(m, in.start.Meta)
+	if err != nil {
+		return nil, head.Info{}, err
+	}
+	if len(in.start.Meta.Attributes) != n || info.Output == "" {
+		run.Logger().Info("replacing the output layer of the starting model",
+			"old_attributes", len(in.start.Meta.Attributes), "new_attributes", n)
+		if m, info, err = head.ReplaceOutput(m, n, seed); err != nil {
+			return nil, head.Info{}, err
+		}
+	}
+	if !sameCategories(in.start.Meta, in.categories) {
+		run.Logger().Info("replacing the category layer of the starting model",
+			"old_categories", len(in.start.Meta.Categories), "new_categories", len(in.categories))
+		cm, cinfo, err := head.ReplaceCategories(m, len(in.categories), seed)
+		if err != nil {
+			return nil, head.Info{}, err
+		}
+		// The old category layer's weights are gone from the model.
+		info.HeadParams = slices.DeleteFunc(info.HeadParams, func(p string) bool {
+			return slices.Contains(info.CategoryParams, p)
+		})
+		m, info.CategoryOutput, info.CategoryParams = cm, cinfo.CategoryOutput, cinfo.CategoryParams
+	}
+	for _, c := range info.CategoryParams {
+		if !slices.Contains(info.HeadParams, c) {
+			info.HeadParams = append(info.HeadParams, c)
+		}
+	}
+	return untie(m, info)
+}
+
+// sameCategories says whether a model's category head predicts exactly
+// cats (ids and names, in order); no head and no categories agree.
+func sameCategories(meta artifacts.ModelMeta, cats []artifacts.Category) bool {
+	if (meta.CategoryOutput != "") != (len(cats) > 0) || len(meta.Categories) != len(cats) {
+		return false
+	}
+	for i, c := range cats {
+		if meta.Categories[i].ID != c.ID || meta.Categories[i].Name != c.Name {
+			return false
+		}
+	}
+	return true
 }
 
 // untie separates shared initializers (train.Untie) and recomputes the
@@ -288,13 +426,23 @@ func untie(m *onnxpb.ModelProto, info head.Info) (*onnxpb.ModelProto, head.Info,
 }
 
 // stitchModelInfo recovers head.Info of a model stitch trained: the head's
-// parameters are the initializers named head.*, as head.Attach names them.
+// parameters are the initializers named head.*, as head.Attach names them;
+// the category layer's are the weights of the Gemm computing the category
+// output its metadata names.
 func stitchModelInfo(m *onnxpb.ModelProto, meta artifacts.ModelMeta) (head.Info, error) {
 	order, err := graph.ParamOrder(m.Graph)
 	if err != nil {
 		return head.Info{}, fmt.Errorf("model input: %w", err)
 	}
-	info := head.Info{Input: meta.Input, Output: meta.Output, Meta: meta}
+	info := head.Info{Input: meta.Input, Output: meta.Output, CategoryOutput: meta.CategoryOutput, Meta: meta}
+	if meta.CategoryOutput != "" {
+		gemm := graph.Producers(m.Graph)[meta.CategoryOutput]
+		if gemm == nil || gemm.GetOpType() != "Gemm" || len(gemm.Input) != 3 {
+			return head.Info{}, fmt.Errorf("model input: category output %q is not computed by a Gemm",
+				meta.CategoryOutput)
+		}
+		info.CategoryParams = slices.Clone(gemm.Input[1:3])
+	}
 	for _, name := range order {
 		if strings.HasPrefix(name, "head.") {
 			info.HeadParams = append(info.HeadParams, name)

@@ -7,12 +7,19 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
 	"stitch/internal/testenv"
+	"stitch/models/graph"
+	"stitch/models/head"
 	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
+	"stitch/stages/partitions"
 )
 
 func needORT(t *testing.T) {
@@ -23,7 +30,7 @@ func needORT(t *testing.T) {
 // drawSamples writes n PNG photos under root, each a coloured garment (a
 // red, green or blue box, striped or not) on grey inside its bounding box,
 // and returns them as a samples table with 4 attributes: red, green, blue,
-// striped.
+// striped; its category is the colour (colourCategories).
 func drawSamples(t *testing.T, root, partition string, n int, seed uint64) *artifacts.Samples {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -76,7 +83,7 @@ func drawSamples(t *testing.T, root, partition string, n int, seed uint64) *arti
 		}
 		s.Image = append(s.Image, name)
 		s.Partition = append(s.Partition, partition)
-		s.Category = append(s.Category, 0)
+		s.Category = append(s.Category, int32(colour+1))
 		s.BBox = append(s.BBox, box)
 		s.HasBBox = append(s.HasBBox, true)
 		s.Landmarks = append(s.Landmarks, nil)
@@ -184,6 +191,8 @@ func TestParamsValidate(t *testing.T) {
 		{"best_by", func(p *Params) { p.BestBy = "accuracy" }},
 		{"nothing to train", func(p *Params) { p.Phase1.MaxEpochs, p.Phase2.MaxEpochs = 0, 0 }},
 		{"batch size", func(p *Params) { p.Phase2.BatchSize = 0 }},
+		{"categories", func(p *Params) { p.Categories = "yes" }},
+		{"category weight", func(p *Params) { p.CategoryWeight = 0 }},
 	} {
 		p := NewParams()
 		tc.edit(p)
@@ -206,5 +215,186 @@ func TestExternals(t *testing.T) {
 	paths, err := k.Externals(p)
 	if err != nil || len(paths) != 1 || !filepath.IsAbs(paths[0]) {
 		t.Errorf("file backbone: externals %v, %v; want its absolute path", paths, err)
+	}
+}
+
+// colourCategories are drawSamples' categories: the colours.
+var colourCategories = []artifacts.Category{{ID: 1, Name: "red"}, {ID: 2, Name: "green"}, {ID: 3, Name: "blue"}}
+
+// bindCategories stores cats and binds them as run's categories input.
+func bindCategories(t *testing.T, run *pipelinetest.Run, cats []artifacts.Category) {
+	t.Helper()
+	id, err := run.St.PutCategories(cats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Bind("categories", id)
+}
+
+// trainedModel runs the train stage and returns its model.
+func trainedModel(t *testing.T, run *pipelinetest.Run, p *Params) *artifacts.Model {
+	t.Helper()
+	if err := New().Run(t.Context(), run, p); err != nil {
+		t.Fatal(err)
+	}
+	id, err := run.Output("model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := run.St.GetModel(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkCategoryHead checks that model predicts cats, in its metadata and
+// in the ONNX graph's outputs; no cats means no category head.
+func checkCategoryHead(t *testing.T, model *artifacts.Model, cats []artifacts.Category) {
+	t.Helper()
+	m, err := graph.Parse(model.ONNX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, _, err := head.ReadMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(embedded, model.Meta) {
+		t.Errorf("the ONNX metadata differs from the artifact's:\n%+v\n%+v", embedded, model.Meta)
+	}
+	if len(cats) == 0 {
+		if model.Meta.CategoryOutput != "" || len(model.Meta.Categories) != 0 || len(m.Graph.Output) != 1 {
+			t.Errorf("category output %q, categories %v, %d graph outputs: want no category head",
+				model.Meta.CategoryOutput, model.Meta.Categories, len(m.Graph.Output))
+		}
+		return
+	}
+	if model.Meta.CategoryOutput != head.CategoryOutputName || !cmp.Equal(model.Meta.Categories, cats) {
+		t.Errorf("category output %q, categories %v; want %q, %v", model.Meta.CategoryOutput,
+			model.Meta.Categories, head.CategoryOutputName, cats)
+	}
+	var width int64
+	for _, o := range m.Graph.Output {
+		if o.GetName() == model.Meta.CategoryOutput {
+			_, dims, _ := graph.TensorShape(o)
+			width = dims[len(dims)-1]
+		}
+	}
+	if width != int64(len(cats)) {
+		t.Errorf("category output of width %d, want %d", width, len(cats))
+	}
+}
+
+func TestStageTrainsCategories(t *testing.T) {
+	needORT(t)
+	run := stageRun(t)
+	bindCategories(t, run, colourCategories)
+	p := smallParams()
+	p.Phase2.MaxEpochs = 1
+	model := trainedModel(t, run, p)
+	checkCategoryHead(t, model, colourCategories)
+
+	// Starting from it: other categories replace the category layer, and
+	// categories: false removes it; the attribute layer is kept.
+	four := append(slices.Clone(colourCategories), artifacts.Category{ID: 4, Name: "grey"})
+	for _, tc := range []struct {
+		name string
+		cats []artifacts.Category
+		mode string
+	}{
+		{"same categories", colourCategories, CategoriesAuto},
+		{"other categories", four, CategoriesOn},
+		{"categories off", nil, CategoriesOff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := stageRun(t)
+			id, err := run.St.PutModel(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.Bind("model", id)
+			if tc.cats != nil {
+				bindCategories(t, run, tc.cats)
+			}
+			p := smallParams()
+			p.Phase1.MaxEpochs, p.Phase2.MaxEpochs, p.Categories = 1, 0, tc.mode
+			checkCategoryHead(t, trainedModel(t, run, p), tc.cats)
+		})
+	}
+}
+
+func TestStageCategoryErrors(t *testing.T) {
+	needORT(t)
+	for _, tc := range []struct {
+		name string
+		cats []artifacts.Category // nil: no categories input
+		mode string
+		want string
+	}{
+		{"true without the input", nil, CategoriesOn, "needs the categories input"},
+		{"true without categories", []artifacts.Category{}, CategoriesOn, "has 0 categories"},
+		{"unlisted category", colourCategories[:2], CategoriesAuto, "has category 3, which the categories table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := stageRun(t)
+			if tc.cats != nil {
+				bindCategories(t, run, tc.cats)
+			}
+			p := smallParams()
+			p.Categories = tc.mode
+			err := New().Run(t.Context(), run, p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("train with categories %s: %v, want an error saying %q", tc.mode, err, tc.want)
+			}
+		})
+	}
+
+	// Without the input, auto trains no category head.
+	run := stageRun(t)
+	p := smallParams()
+	p.Phase1.MaxEpochs, p.Phase2.MaxEpochs = 1, 0
+	checkCategoryHead(t, trainedModel(t, run, p), nil)
+}
+
+// TestCategoryParamsFromYAML checks the parameters as a pipeline file
+// spells them: `categories: true` is a YAML bool, decoded as "true".
+func TestCategoryParamsFromYAML(t *testing.T) {
+	reg, err := pipeline.NewRegistry(New(), partitions.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = `stages:
+  split: {uses: partitions, with: {root: /data, layout: coarse}}
+  train:
+    uses: train
+    needs: {train: split.train, val: split.val, attributes: split.attributes, categories: split.categories}
+`
+	for with, want := range map[string]string{
+		"    with: {categories: true, category_weight: 0.5}\n":  "true",
+		"    with: {categories: false}\n":                       "false",
+		"    with: {categories: auto}\n":                        "auto",
+		"    with: {categories: maybe}\n":                       "categories \"maybe\"",
+		"    with: {categories: true, category_weight: -1}\n":   "category_weight -1",
+		"    with: {categories: true, category_weight: [1]}\n":  "cannot unmarshal !!seq",
+		"    with: {categories: true, categry_weight: 1}\n":     `did you mean "category_weight"`,
+		"    with: {categories: auto, category_weight: .inf}\n": "category_weight +Inf",
+	} {
+		p, err := pipeline.Parse("train.yaml", []byte(head+with), reg, nil)
+		if strings.Contains(want, " ") {
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "train.yaml:") {
+				t.Errorf("%s: err = %v, want a file:line error saying %q", strings.TrimSpace(with), err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", strings.TrimSpace(with), err)
+			continue
+		}
+		for _, st := range p.Stages {
+			if params, ok := st.Params.(*Params); ok && params.Categories != want {
+				t.Errorf("%s: categories = %q, want %q", strings.TrimSpace(with), params.Categories, want)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +54,13 @@ type Params struct {
 	LRFactor   float64 `yaml:"lr_factor"`
 	// BestBy picks the kept epoch: val_auc or val_loss.
 	BestBy string `yaml:"best_by"`
+	// Categories is auto, true or false: whether the model also learns
+	// the category, through a second head on the same features. auto
+	// turns it on when a `categories` input is wired and the training
+	// samples have categories; true makes their absence an error.
+	Categories string `yaml:"categories"`
+	// CategoryWeight multiplies the category cross-entropy in the loss.
+	CategoryWeight float64 `yaml:"category_weight"`
 }
 
 // PhaseParams are one phase's settings.
@@ -64,6 +72,13 @@ type PhaseParams struct {
 	BatchSize       int     `yaml:"batch_size"`
 	LearningRate    float64 `yaml:"learning_rate"`
 }
+
+// Values of Params.Categories.
+const (
+	CategoriesAuto = "auto"
+	CategoriesOn   = "true"
+	CategoriesOff  = "false"
+)
 
 // Normalize is the pixel preprocessing x = (p/scale - mean[c]) / std[c].
 type Normalize struct {
@@ -78,7 +93,8 @@ const MaxPosWeight = 100
 
 // NewParams returns the defaults of the notebook: a 496-wide head, 80% of
 // the backbone frozen in phase 2, 224 px, Adam, early stopping after 8
-// epochs and a tenfold learning-rate cut after 4 without improvement.
+// epochs and a tenfold learning-rate cut after 4 without improvement;
+// and the category head when there are categories, weighted 1.
 func NewParams() *Params {
 	return &Params{
 		Backbone: "mobilenet_v2", Width: 1, Head: []int{496}, FreezeRatio: 0.8, ImageSize: 224,
@@ -86,6 +102,7 @@ func NewParams() *Params {
 		Phase1:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-3},
 		Phase2:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-4},
 		Patience: 8, MinDelta: 1e-4, LRPatience: 4, LRFactor: 0.1, BestBy: train.BestByValAUC,
+		Categories: CategoriesAuto, CategoryWeight: 1,
 	}
 }
 
@@ -142,6 +159,13 @@ func (p *Params) Validate() error {
 	}
 	if p.BestBy != train.BestByValAUC && p.BestBy != train.BestByValLoss {
 		errs = append(errs, fmt.Errorf("best_by %q: want %s or %s", p.BestBy, train.BestByValAUC, train.BestByValLoss))
+	}
+	if p.Categories != CategoriesAuto && p.Categories != CategoriesOn && p.Categories != CategoriesOff {
+		errs = append(errs, fmt.Errorf("categories %q: want auto, true or false", p.Categories))
+	}
+	if !(p.CategoryWeight > 0) || math.IsInf(p.CategoryWeight, 0) {
+		errs = append(errs, fmt.Errorf("category_weight %g: want a finite weight > 0 (categories: false "+
+			"leaves the category head out)", p.CategoryWeight))
 	}
 	return errors.Join(errs...)
 }

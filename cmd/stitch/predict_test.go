@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"stitch/artifacts"
+	"stitch/internal/testenv"
+	"stitch/models/graph"
+	"stitch/models/head"
+	"stitch/models/zoo"
+	"stitch/stages/predict"
+)
+
+// TestPredictCategories runs `stitch predict` on a model with a category
+// head: the text names the top categories above the attribute types, and
+// --json carries them.
+func TestPredictCategories(t *testing.T) {
+	testenv.RequireORT(t)
+	dir := t.TempDir()
+	backbone, err := zoo.Build("smallcnn", zoo.Options{Width: 0.125, InputSize: 32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, info, err := head.Attach(backbone, head.Spec{Outputs: 3, Categories: 2, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := info.Meta
+	meta.Attributes = []artifacts.Attribute{
+		{Index: 0, Name: "floral", Type: 1, TypeName: "texture"},
+		{Index: 1, Name: "denim", Type: 2, TypeName: "fabric"},
+		{Index: 2, Name: "striped", Type: 1, TypeName: "texture"},
+	}
+	meta.Categories = []artifacts.Category{{ID: 7, Name: "Dress"}, {ID: 2, Name: "Tee"}}
+	if err := head.WriteMeta(m, meta); err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "model.onnx")
+	if err := graph.Write(model, m); err != nil {
+		t.Fatal(err)
+	}
+	photo := filepath.Join(dir, "photo.png")
+	writeTestPNG(t, photo)
+
+	code, out, stderr := stitch(t, t.Context(), dir, "predict", "--model", model, "--top", "2", photo)
+	if code != exitOK {
+		t.Fatalf("stitch predict: exit %d\n%s", code, stderr)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || lines[0] != photo || !strings.HasPrefix(lines[1], "  category: ") ||
+		!strings.Contains(lines[1], "Dress") || !strings.Contains(lines[1], "Tee") ||
+		!strings.HasPrefix(lines[2], "  texture: ") {
+		t.Errorf("stitch predict output:\n%s\nwant the image, its categories, then the types", out)
+	}
+
+	code, out, stderr = stitch(t, t.Context(), dir, "predict", "--model", model, "--json", photo)
+	if code != exitOK {
+		t.Fatalf("stitch predict --json: exit %d\n%s", code, stderr)
+	}
+	var results []predict.ImageScores
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("stitch predict --json: %v\n%s", err, out)
+	}
+	if len(results) != 1 || len(results[0].Categories) != 2 || len(results[0].Types) != 2 {
+		t.Errorf("stitch predict --json = %+v, want 2 categories and 2 types", results)
+	}
+	var sum float32
+	for _, c := range results[0].Categories {
+		sum += c.Probability
+	}
+	if sum < 0.999 || sum > 1.001 {
+		t.Errorf("category probabilities sum to %v, want 1", sum)
+	}
+}
+
+func writeTestPNG(t *testing.T, path string) {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 48))
+	for y := range 48 {
+		for x := range 40 {
+			img.Set(x, y, color.NRGBA{uint8(x * 6), uint8(y * 5), 90, 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
