@@ -11,7 +11,9 @@ import (
 // BenchmarkTrainStep measures training throughput (images/s) of the
 // shared torchvision models at batch 32 with 1000 outputs, Adam, every
 // parameter trainable and the batch preallocated: the figure to put next
-// to ../shared/bench/torch_reference.py.
+// to ../shared/bench/torch_reference.py. The first variant of each model
+// is what the train stage runs on the CPU (AutoReplicas); "_single" is one
+// step graph on all threads.
 func BenchmarkTrainStep(b *testing.B) {
 	needORT(b)
 	for _, c := range []struct {
@@ -19,12 +21,15 @@ func BenchmarkTrainStep(b *testing.B) {
 		size int
 	}{{"smallcnn", 64}, {"mobilenet_v2", 112}, {"resnet18", 112}} {
 		b.Run(fmt.Sprintf("%s_%dpx", c.name, c.size), func(b *testing.B) {
-			benchStep(b, c.name, c.size)
+			benchStep(b, c.name, c.size, AutoReplicas("cpu", 32))
+		})
+		b.Run(fmt.Sprintf("%s_%dpx_single", c.name, c.size), func(b *testing.B) {
+			benchStep(b, c.name, c.size, 1)
 		})
 	}
 }
 
-func benchStep(b *testing.B, name string, size int) {
+func benchStep(b *testing.B, name string, size, replicas int) {
 	const batch = 32
 	m := sharedModel(b, name)
 	order, err := graph.ParamOrder(m.Graph)
@@ -33,7 +38,7 @@ func benchStep(b *testing.B, name string, size int) {
 	}
 	spec := Spec{
 		Input: firstInput(m), Logits: m.Graph.Output[0].GetName(), Trainable: order,
-		Batch: batch, Height: size, Width: size, Optimizer: Optimizer{Kind: Adam},
+		Batch: batch, Height: size, Width: size, Optimizer: Optimizer{Kind: Adam}, Replicas: replicas,
 	}
 	step, err := BuildStep(m, spec)
 	if err != nil {

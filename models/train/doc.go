@@ -30,6 +30,12 @@
 //     tensors; step t reads one set and writes the other. Nothing is
 //     copied between steps; batches are Go slices the runtime reads in
 //     place.
+//   - On the CPU a step of 16 rows or more is replicated (AutoReplicas):
+//     two sessions compute the gradients of the two halves of the batch
+//     at the same time on half of the threads each, dividing by the whole
+//     batch's counts, and an update graph sums them and applies the
+//     optimizer. Measured faster than one session on both threads; the
+//     split depends on the batch, not on the core count.
 //   - Train is deterministic for a seed: shuffles and augmentation seeds
 //     derive from (seed, phase, epoch, step, row) only, images are decoded
 //     in parallel into fixed slots, and ONNX Runtime's CPU kernels with a

@@ -25,15 +25,19 @@ type lossNames struct {
 //
 // The loss is the mean of l over the labels whose mask is 1 (known
 // labels), dividing by max(count, 1) so a batch without any known label
-// gives 0 instead of NaN. The gradient is written out here rather than
+// gives 0 instead of NaN. A shard of a replicated step divides by the
+// whole batch's count instead, read from the input named count, so that
+// the shards' losses and gradients add up to the batch's. The gradient is written out here rather than
 // differentiated, because the closed form is both cheaper and exact where
 // the chain rule through Abs and Relu has kinks.
-func appendLoss(b *graph.Builder, z, y, mask, pw string) lossNames {
+func appendLoss(b *graph.Builder, z, y, mask, pw, count string) lossNames {
 	one := scalarConst(b, "loss/one", 1)
 
 	// Known-label count, at least 1. keepdims=0 gives a scalar.
-	count := b.Op("ReduceSum", "loss/count", []string{mask}, graph.AttrInt("keepdims", 0))
-	count = b.Op("Max", "loss/count_min1", []string{count, one})
+	if count == "" {
+		count = b.Op("ReduceSum", "loss/count", []string{mask}, graph.AttrInt("keepdims", 0))
+		count = b.Op("Max", "loss/count_min1", []string{count, one})
+	}
 
 	// w = 1 + (pw-1)·y.
 	w := b.Op("Sub", "loss/pw_minus1", []string{pw, one})
@@ -100,7 +104,10 @@ func renameLast(b *graph.Builder, to string) {
 // Only operators whose form is the same from opset 7 on are used (no
 // per-axis reductions: those changed form at opsets 13 and 18), since the
 // loss lands in whatever opset the forward model has.
-func appendCategoryLoss(b *graph.Builder, z, ids string, batch, classes int) lossNames {
+//
+// As in appendLoss, a non-empty count names an input holding the whole
+// batch's count (rows with a class, at least 1) for a shard to divide by.
+func appendCategoryLoss(b *graph.Builder, z, ids, count string, batch, classes int) lossNames {
 	one := scalarConst(b, "category_loss/one", 1)
 
 	// o = (ids[:, None] == [1..classes]) as floats.
@@ -132,8 +139,10 @@ func appendCategoryLoss(b *graph.Builder, z, ids string, batch, classes int) los
 		panic(err) // classes values for shape [classes, 1] cannot fail
 	}
 	labelled := b.Op("MatMul", "category_loss/labelled", []string{onehot, onesColumn})
-	count := b.Op("ReduceSum", "category_loss/count", []string{labelled}, graph.AttrInt("keepdims", 0))
-	count = b.Op("Max", "category_loss/count_min1", []string{count, one})
+	if count == "" {
+		count = b.Op("ReduceSum", "category_loss/count", []string{labelled}, graph.AttrInt("keepdims", 0))
+		count = b.Op("Max", "category_loss/count_min1", []string{count, one})
+	}
 
 	// Loss: -Σ o·log softmax(z) / count, shaped [1] like appendLoss's.
 	logp := b.Op("LogSoftmax", "category_loss/log_softmax", []string{z}, graph.AttrInt("axis", 1))

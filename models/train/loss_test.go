@@ -49,7 +49,7 @@ func TestLossAndGradient(t *testing.T) {
 	}{{"z", []int64{batch, classes}}, {"y", []int64{batch, classes}}, {"mask", []int64{batch, classes}}, {"pw", []int64{classes}}} {
 		b.Input(in.name, graph.Float, in.shape)
 	}
-	names := appendLoss(b, "z", "y", "mask", "pw")
+	names := appendLoss(b, "z", "y", "mask", "pw", "")
 	b.Output(names.Loss, graph.Float, []int64{1})
 	b.Output(names.Grad, graph.Float, []int64{batch, classes})
 	out := runGraph(t, marshal(t, b), []feed{
@@ -93,7 +93,7 @@ func TestLossAllUnknown(t *testing.T) {
 		b.Input(name, graph.Float, []int64{1, 2})
 	}
 	b.Input("pw", graph.Float, []int64{2})
-	names := appendLoss(b, "z", "y", "mask", "pw")
+	names := appendLoss(b, "z", "y", "mask", "pw", "")
 	b.Output(names.Loss, graph.Float, []int64{1})
 	b.Output(names.Grad, graph.Float, []int64{1, 2})
 	out := runGraph(t, marshal(t, b), []feed{
@@ -140,7 +140,7 @@ func categoryLossGraph(t *testing.T, z []float32, ids []int64, batch, classes in
 	b := graph.New("category_loss")
 	b.Input("z", graph.Float, []int64{int64(batch), int64(classes)})
 	b.Input("ids", graph.Int64, []int64{int64(batch)})
-	names := appendCategoryLoss(b, "z", "ids", batch, classes)
+	names := appendCategoryLoss(b, "z", "ids", "", batch, classes)
 	b.Output(names.Loss, graph.Float, []int64{1})
 	b.Output(names.Grad, graph.Float, []int64{int64(batch), int64(classes)})
 	needORT(t)

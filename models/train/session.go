@@ -29,11 +29,13 @@ type Batch struct {
 	size, classes, categories int
 	x, y, mask                *ort.Tensor[float32]
 	category                  *ort.Tensor[int64]
+	// shards view each shard's rows for a replicated step.
+	shards []batchShard
 }
 
 // Close frees the batch's runtime tensors.
 func (b *Batch) Close() error {
-	err := destroy(b.x, b.y, b.mask)
+	err := errors.Join(destroy(b.x, b.y, b.mask), b.closeShards())
 	if b.category != nil {
 		err = errors.Join(err, b.category.Destroy())
 	}
@@ -53,11 +55,13 @@ func destroy(ts ...*ort.Tensor[float32]) error {
 // Stepper runs a step graph and its eval graph over two preallocated sets
 // of parameter and optimizer-state tensors: step t reads one set and
 // writes the other, and the next step swaps them, so nothing is copied
-// between steps.
+// between steps. A replicated step graph (Graph.Replicas) runs as shards
+// at the same time (see replicated).
 type Stepper struct {
 	step, eval *Graph
 	stepSess   *ort.Session
 	evalSess   *ort.Session
+	rep        *replicated
 
 	// sets[cur] holds the current parameters then states, in Graph order.
 	sets [2][]*ort.Tensor[float32]
@@ -85,9 +89,11 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 			s.Close()
 		}
 	}()
-	s.stepSess, err = ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning)
-	if err != nil {
-		return nil, fmt.Errorf("step session: %w", err)
+	if step.Replicas <= 1 {
+		s.stepSess, err = ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning)
+		if err != nil {
+			return nil, fmt.Errorf("step session: %w", err)
+		}
 	}
 	s.evalSess, err = ort.NewSessionWithConfig(eval.Model, eval.Inputs, eval.Outputs, opts, ort.NoSpinning)
 	if err != nil {
@@ -151,6 +157,11 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 	if s.posWeight, err = ort.NewTensor(pw, classes); err != nil {
 		return nil, err
 	}
+	if step.Replicas > 1 {
+		if s.rep, err = s.openReplicated(opts); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -183,6 +194,12 @@ func (s *Stepper) NewBatch() (*Batch, error) {
 			return nil, err
 		}
 	}
+	if s.rep != nil {
+		if err := b.shardViews(s.step.Replicas); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
@@ -201,6 +218,9 @@ func (s *Stepper) dataInputs(b *Batch) []ort.Value {
 func (s *Stepper) Step(b *Batch, lr float64) (float32, error) {
 	s.lr.GetData()[0] = float32(lr)
 	s.count.GetData()[0] = float32(s.t + 1)
+	if s.rep != nil {
+		return s.replicatedStep(b)
+	}
 	inputs := make([]ort.Value, 0, 7+len(s.sets[0]))
 	inputs = append(append(inputs, s.dataInputs(b)...), s.lr, s.count)
 	outputs := make([]ort.Value, 0, 3+len(s.sets[0]))
@@ -277,6 +297,9 @@ func (s *Stepper) States() map[string][]float32 {
 // Close frees the sessions and tensors.
 func (s *Stepper) Close() error {
 	var errs []error
+	if s.rep != nil {
+		errs = append(errs, s.rep.close())
+	}
 	for _, sess := range []*ort.Session{s.stepSess, s.evalSess} {
 		if sess != nil {
 			errs = append(errs, sess.Close())

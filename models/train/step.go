@@ -18,7 +18,13 @@ const (
 	NameLR        = "train/lr"
 	NameStepCount = "train/t"
 	NameLoss      = "train/loss"
-	newPrefix     = "train/new/"
+	// NameCount and NameCategoryCount are the whole batch's known-label
+	// count and count of rows with a category, each at least 1, that a
+	// shard of a replicated step divides its losses by.
+	NameCount         = "train/count"
+	NameCategoryCount = "train/category_count"
+	newPrefix         = "train/new/"
+	gradPrefix        = "train/grad/"
 )
 
 // Spec describes the step graph of one training phase.
@@ -39,6 +45,24 @@ type Spec struct {
 	// Width]; a fixed batch lets ONNX Runtime plan every buffer once.
 	Batch, Height, Width int
 	Optimizer            Optimizer
+	// Replicas above 1 split each batch into that many equal shards whose
+	// gradients are computed at the same time by separate sessions, then
+	// summed by one update graph (data parallelism on the CPU's cores).
+	// Batch must be a multiple of it. The result depends on Replicas
+	// through the order of float additions, not on the machine.
+	Replicas int
+}
+
+// AutoReplicas is the Spec.Replicas the trainer uses for a batch of rows
+// on provider: 2 on the CPU when the batch splits into two shards of at
+// least 8 rows, else 1. It does not depend on the number of cores, so
+// that the same pipeline trains the same model on any CPU; with more than
+// 2 cores each shard's session gets half of the threads.
+func AutoReplicas(provider string, rows int) int {
+	if (provider == "" || provider == "cpu") && rows >= 16 && rows%2 == 0 {
+		return 2
+	}
+	return 1
 }
 
 // TensorSpec names a float32 tensor and its shape.
@@ -69,6 +93,16 @@ type Graph struct {
 	Image      []int64
 	Classes    int
 	Categories int
+
+	// Replicas > 1 marks a replicated step (Spec.Replicas): Model is then
+	// the gradient graph of one shard of Image[0]/Replicas rows, reading
+	// the shard's data inputs, count, category_count (with categories)
+	// and params, and writing [loss, logits(, category logits), gradients
+	// in Params order], its loss being the shard's part of the batch's.
+	// Update reads [lr, t, params..., states..., then the gradients of
+	// each shard in turn] and writes [new params..., new states...].
+	Replicas int
+	Update   *Graph
 }
 
 // prepared is a forward graph turned into the common part of step and eval
@@ -87,7 +121,9 @@ type prepared struct {
 	classes, categories int
 }
 
-func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
+// prepare builds the common part; with shard set, the losses divide by the
+// NameCount and NameCategoryCount inputs instead of the batch's own counts.
+func prepare(forward *onnxpb.ModelProto, spec Spec, shard bool) (*prepared, error) {
 	if spec.Batch <= 0 || spec.Height <= 0 || spec.Width <= 0 {
 		return nil, fmt.Errorf("step graph: batch %d, height %d, width %d must be positive",
 			spec.Batch, spec.Height, spec.Width)
@@ -168,14 +204,25 @@ func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
 		}
 		p.shapes[in.Name] = in.Shape
 	}
-	p.loss = appendLoss(b, spec.Logits, NameTargets, NameMask, NamePosWeight)
+	count, catCount := "", ""
+	if shard {
+		if count, err = p.countInput(b, NameCount); err != nil {
+			return nil, err
+		}
+		if p.categories > 0 {
+			if catCount, err = p.countInput(b, NameCategoryCount); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p.loss = appendLoss(b, spec.Logits, NameTargets, NameMask, NamePosWeight, count)
 	if p.categories > 0 {
 		shape := []int64{int64(spec.Batch)}
 		if got := b.Input(NameCategory, graph.Int64, shape); got != NameCategory {
 			return nil, fmt.Errorf("step graph: the model already has a value named %q", NameCategory)
 		}
 		p.shapes[NameCategory] = shape
-		cat := appendCategoryLoss(b, spec.CategoryLogits, NameCategory, spec.Batch, p.categories)
+		cat := appendCategoryLoss(b, spec.CategoryLogits, NameCategory, catCount, spec.Batch, p.categories)
 		weight := scalarConst(b, "category_loss/weight", spec.CategoryWeight)
 		p.categoryGrad = b.Op("Mul", "category_loss/weighted_grad", []string{cat.Grad, weight})
 		weighted := b.Op("Mul", "category_loss/weighted", []string{cat.Loss, weight})
@@ -184,6 +231,15 @@ func prepare(forward *onnxpb.ModelProto, spec Spec) (*prepared, error) {
 	renameOutput(g, p.loss.Loss, NameLoss)
 	p.loss.Loss = NameLoss
 	return p, nil
+}
+
+// countInput declares the [1] input name.
+func (p *prepared) countInput(b *graph.Builder, name string) (string, error) {
+	if got := b.Input(name, graph.Float, []int64{1}); got != name {
+		return "", fmt.Errorf("step graph: the model already has a value named %q", name)
+	}
+	p.shapes[name] = []int64{1}
+	return name, nil
 }
 
 // logitsWidth returns the number of classes: the last dim of the logits.
@@ -227,7 +283,7 @@ func renameOutput(g *onnxpb.GraphProto, from, to string) {
 // reading the trainable parameters as inputs so it shares a step session's
 // current tensors.
 func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
-	p, err := prepare(forward, spec)
+	p, err := prepare(forward, spec, false)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	Workdir string
 	// Session chooses the execution provider and threads.
 	Session ort.Options
+	// Replicas splits each training batch into that many shards run at the
+	// same time (Spec.Replicas); 0 chooses AutoReplicas.
+	Replicas int
 	// Workers decode images in parallel (0: GOMAXPROCS).
 	Workers  int
 	Logger   *slog.Logger
@@ -115,6 +118,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("train: no phases")
 	case c.BestBy != BestByValAUC && c.BestBy != BestByValLoss:
 		return fmt.Errorf("train: best_by %q: want %s or %s", c.BestBy, BestByValAUC, BestByValLoss)
+	case c.Replicas < 0:
+		return fmt.Errorf("train: %d replicas", c.Replicas)
 	case c.LRPatience > 0 && (c.LRFactor <= 0 || c.LRFactor >= 1):
 		return fmt.Errorf("train: learning-rate factor %g must lie in (0, 1)", c.LRFactor)
 	case c.CategoryLogits != "" && !(c.CategoryWeight > 0):
@@ -319,6 +324,10 @@ func (t *trainer) stepper(ph Phase) (*Stepper, error) {
 		Input: t.cfg.Input, Logits: t.cfg.Logits, Trainable: ph.Trainable,
 		CategoryLogits: t.cfg.CategoryLogits, CategoryWeight: float32(t.cfg.CategoryWeight),
 		Batch: ph.BatchSize, Height: t.cfg.Height, Width: t.cfg.Width, Optimizer: t.cfg.Optimizer,
+		Replicas: t.cfg.Replicas,
+	}
+	if spec.Replicas == 0 {
+		spec.Replicas = AutoReplicas(t.cfg.Session.Provider, ph.BatchSize)
 	}
 	step, err := BuildStep(forward, spec)
 	if err != nil {

@@ -102,7 +102,7 @@ func NewParams() *Params {
 		Phase1:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-3},
 		Phase2:   PhaseParams{MaxEpochs: 10, BatchSize: 32, LearningRate: 1e-4},
 		Patience: 8, MinDelta: 1e-4, LRPatience: 4, LRFactor: 0.1, BestBy: train.BestByValAUC,
-		Categories: CategoriesAuto, CategoryWeight: 1,
+		Categories: CategoriesAuto, CategoryWeight: 0.1,
 	}
 }
 
