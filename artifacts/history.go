@@ -17,9 +17,13 @@ type Epoch struct {
 	ValLoss      float64
 	ValAUC       float64
 	LearningRate float64
-	Seconds      float64
-	// ImagesPerSecond is the training throughput of the epoch.
-	ImagesPerSecond float64
+	// ValCategoryTop1 and ValCategoryTop3 are the category accuracy on the
+	// validation images that have a category, NaN without a category head
+	// or validation. Wall-clock figures (seconds, images per second) are
+	// logged, not stored: they differ from run to run, and two clean runs
+	// of a pipeline must give the same artifacts.
+	ValCategoryTop1 float64
+	ValCategoryTop3 float64
 }
 
 // HistorySchema is the schema of a history table.
@@ -30,8 +34,8 @@ var HistorySchema = arrow.NewSchema([]arrow.Field{
 	{Name: "val_loss", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "val_auc", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "learning_rate", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "seconds", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "images_per_second", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "val_category_top1", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "val_category_top3", Type: arrow.PrimitiveTypes.Float64},
 }, withKind(KindHistory))
 
 // PutHistory stores epochs as a history table.
@@ -41,7 +45,7 @@ func (s *Store) PutHistory(epochs []Epoch) (ID, error) {
 	for _, e := range epochs {
 		b.Field(0).(*array.Int32Builder).Append(int32(e.Phase))
 		b.Field(1).(*array.Int32Builder).Append(int32(e.Epoch))
-		for j, v := range []float64{e.TrainLoss, e.ValLoss, e.ValAUC, e.LearningRate, e.Seconds, e.ImagesPerSecond} {
+		for j, v := range []float64{e.TrainLoss, e.ValLoss, e.ValAUC, e.LearningRate, e.ValCategoryTop1, e.ValCategoryTop3} {
 			b.Field(2 + j).(*array.Float64Builder).Append(v)
 		}
 	}
@@ -64,7 +68,7 @@ func (s *Store) GetHistory(id ID) ([]Epoch, error) {
 		if err := firstErr(err1, err2); err != nil {
 			return err
 		}
-		names := []string{"train_loss", "val_loss", "val_auc", "learning_rate", "seconds", "images_per_second"}
+		names := []string{"train_loss", "val_loss", "val_auc", "learning_rate", "val_category_top1", "val_category_top3"}
 		cols := make([]*array.Float64, len(names))
 		for j, name := range names {
 			var err error
@@ -76,7 +80,7 @@ func (s *Store) GetHistory(id ID) ([]Epoch, error) {
 			epochs = append(epochs, Epoch{
 				Phase: int(phase.Value(i)), Epoch: int(epoch.Value(i)),
 				TrainLoss: cols[0].Value(i), ValLoss: cols[1].Value(i), ValAUC: cols[2].Value(i),
-				LearningRate: cols[3].Value(i), Seconds: cols[4].Value(i), ImagesPerSecond: cols[5].Value(i),
+				LearningRate: cols[3].Value(i), ValCategoryTop1: cols[4].Value(i), ValCategoryTop3: cols[5].Value(i),
 			})
 		}
 		return nil

@@ -367,11 +367,11 @@ func (t *trainer) runEpoch(ctx context.Context, s *Stepper, bufs []*Batch, p, e 
 	if err != nil {
 		return row, fmt.Errorf("train: %w", err)
 	}
-	row.Seconds = time.Since(start).Seconds()
+	rate := float64(len(plan.rows)*ph.BatchSize) / time.Since(start).Seconds()
 	row.TrainLoss = sum / float64(len(plan.rows))
-	row.ImagesPerSecond = float64(len(plan.rows)*ph.BatchSize) / row.Seconds
 
 	row.ValLoss, row.ValAUC = math.NaN(), math.NaN()
+	row.ValCategoryTop1, row.ValCategoryTop3 = math.NaN(), math.NaN()
 	var cat categoryHits
 	if t.val != nil && t.val.Len() > 0 {
 		if row.ValLoss, row.ValAUC, cat, err = t.validate(ctx, s, bufs, ph); err != nil {
@@ -381,10 +381,10 @@ func (t *trainer) runEpoch(ctx context.Context, s *Stepper, bufs []*Batch, p, e 
 	attrs := []any{"phase", p + 1, "epoch", e, "train_loss", row.TrainLoss, "val_loss", row.ValLoss,
 		"val_auc", row.ValAUC}
 	if cat.images > 0 {
-		top1, top3 := cat.accuracy()
-		attrs = append(attrs, "val_category_top1", top1, "val_category_top3", top3)
+		row.ValCategoryTop1, row.ValCategoryTop3 = cat.accuracy()
+		attrs = append(attrs, "val_category_top1", row.ValCategoryTop1, "val_category_top3", row.ValCategoryTop3)
 	}
-	attrs = append(attrs, "lr", row.LearningRate, "img_per_s", math.Round(row.ImagesPerSecond))
+	attrs = append(attrs, "lr", row.LearningRate, "img_per_s", math.Round(rate))
 	t.log.Info("epoch", attrs...)
 	return row, nil
 }

@@ -473,7 +473,7 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 		return err
 	}
 	run.SetOutput("model", id)
-	hist, err := store.PutHistory(reproducible(res.History))
+	hist, err := store.PutHistory(res.History)
 	if err != nil {
 		return err
 	}
@@ -483,14 +483,3 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 	return nil
 }
 
-// reproducible returns the history without its wall-clock columns
-// (seconds, images per second), left 0: they differ from run to run, and
-// an artifact must not, or two clean runs of one pipeline would disagree
-// on the history's id. Each epoch's speed is logged as it ends.
-func reproducible(history []artifacts.Epoch) []artifacts.Epoch {
-	out := slices.Clone(history)
-	for i := range out {
-		out[i].Seconds, out[i].ImagesPerSecond = 0, 0
-	}
-	return out
-}
