@@ -482,4 +482,3 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 		"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
 	return nil
 }
-
