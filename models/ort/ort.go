@@ -127,6 +127,25 @@ type Session struct {
 	Provider string
 }
 
+// Provider returns the execution provider a session with opts runs on:
+// "cuda" when CUDA is asked for and this library has it, else "cpu" (CUDA
+// asked for without it is ErrNoCUDA unless opts.FallbackCPU). It lets a
+// caller shape its graphs for where they will run before opening them.
+func Provider(opts Options) (string, error) {
+	if err := Init(); err != nil {
+		return "", err
+	}
+	opts.Logger = nil // the session opened later reports a fall back
+	so, provider, err := sessionOptions(opts)
+	if err != nil {
+		return "", err
+	}
+	if err := so.Destroy(); err != nil {
+		return "", fmt.Errorf("session options: %w", err)
+	}
+	return provider, nil
+}
+
 // NewSession compiles model for the given input and output names.
 func NewSession(model []byte, inputs, outputs []string, opts Options) (*Session, error) {
 	return NewSessionWithConfig(model, inputs, outputs, opts, nil)

@@ -88,4 +88,21 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	if s.Provider != "cpu" {
 		t.Errorf("provider after fall back = %q, want cpu", s.Provider)
 	}
+
+	// Provider tells the same before any session is opened.
+	for _, c := range []struct {
+		opts ort.Options
+		want string
+	}{
+		{ort.Options{}, "cpu"},
+		{ort.Options{Provider: "cpu"}, "cpu"},
+		{ort.Options{Provider: "cuda", FallbackCPU: true}, "cpu"},
+	} {
+		if got, err := ort.Provider(c.opts); err != nil || got != c.want {
+			t.Errorf("Provider(%+v) = %q, %v; want %q", c.opts, got, err, c.want)
+		}
+	}
+	if _, err := ort.Provider(ort.Options{Provider: "cuda"}); !errors.Is(err, ort.ErrNoCUDA) {
+		t.Errorf("Provider(cuda) on a CPU build: err = %v, want ort.ErrNoCUDA", err)
+	}
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
@@ -20,7 +21,12 @@ import (
 const checkpointFile = "train.ckpt"
 
 // checkpointMagic starts every checkpoint; the digit is the format version.
-const checkpointMagic = "stitch-train-checkpoint 2\n"
+// Version 3 ends with the SHA-256 of everything before it.
+const checkpointMagic = "stitch-train-checkpoint 3\n"
+
+// errBadCheckpoint marks a checkpoint file that cannot be used: of another
+// format version, truncated, or with bytes that do not match its checksum.
+var errBadCheckpoint = errors.New("damaged or of another version")
 
 // progress is the trainer's state between epochs: everything a resumed run
 // needs to continue exactly as an uninterrupted one would. The random
@@ -60,7 +66,7 @@ type checkpoint struct {
 
 // header is the gob-encoded part of a checkpoint file (gob, unlike JSON,
 // keeps a NaN metric of the history); the tensors follow it, raw
-// little-endian float32 in the order listed.
+// little-endian float32 in the order listed, then the checksum.
 type header struct {
 	// Progress is a named field: gob skips embedded fields of unexported
 	// types, which once made every checkpoint forget its configuration.
@@ -104,7 +110,9 @@ func writeCheckpoint(dir string, ck *checkpoint) (err error) {
 			os.Remove(f.Name()) // best effort: a stray temporary file is harmless
 		}
 	}()
-	w := bufio.NewWriterSize(f, 1<<20)
+	buffered := bufio.NewWriterSize(f, 1<<20)
+	sum := sha256.New()
+	w := io.MultiWriter(buffered, sum)
 	if _, err := io.WriteString(w, checkpointMagic); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", f.Name(), err)
 	}
@@ -126,7 +134,10 @@ func writeCheckpoint(dir string, ck *checkpoint) (err error) {
 			return fmt.Errorf("write checkpoint %s: %w", f.Name(), err)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if _, err := buffered.Write(sum.Sum(nil)); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", f.Name(), err)
+	}
+	if err := buffered.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", f.Name(), err)
 	}
 	if err := f.Sync(); err != nil {
@@ -142,7 +153,8 @@ func writeCheckpoint(dir string, ck *checkpoint) (err error) {
 }
 
 // readCheckpoint reads the checkpoint in dir; it returns nil, nil when
-// there is none.
+// there is none, and an error wrapping errBadCheckpoint when the file is
+// not a whole, intact checkpoint of this version.
 func readCheckpoint(dir string) (*checkpoint, error) {
 	path := filepath.Join(dir, checkpointFile)
 	f, err := os.Open(path)
@@ -153,32 +165,44 @@ func readCheckpoint(dir string) (*checkpoint, error) {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
 	defer f.Close() // read only: a close error loses nothing
-	r := bufio.NewReaderSize(f, 1<<20)
+	ck, err := decodeCheckpoint(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint %s: %w: %w", path, errBadCheckpoint, err)
+	}
+	return ck, nil
+}
 
+// decodeCheckpoint reads a whole checkpoint from src and checks its sum.
+func decodeCheckpoint(src io.Reader) (*checkpoint, error) {
+	sum := sha256.New()
+	r := io.TeeReader(src, sum)
 	magic := make([]byte, len(checkpointMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
-		return nil, fmt.Errorf("read checkpoint %s: not a checkpoint of this version", path)
+		return nil, fmt.Errorf("not a checkpoint of this version")
 	}
 	var n uint64
 	if err := binary.Read(r, binary.LittleEndian, &n); err != nil || n > 1<<30 {
-		return nil, fmt.Errorf("read checkpoint %s: bad header length", path)
+		return nil, fmt.Errorf("bad header length")
 	}
 	meta := make([]byte, n)
 	if _, err := io.ReadFull(r, meta); err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, err
 	}
 	var h header
 	if err := gob.NewDecoder(bytes.NewReader(meta)).Decode(&h); err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, err
 	}
 	ck := &checkpoint{
 		progress: h.Progress,
 		Weights:  map[string][]float32{}, States: map[string][]float32{}, BestWeights: map[string][]float32{},
 	}
 	for _, t := range h.Tensors {
+		if t.Len < 0 || t.Len > 1<<31 {
+			return nil, fmt.Errorf("tensor %s: bad length %d", t.Name, t.Len)
+		}
 		v := make([]float32, t.Len)
 		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
-			return nil, fmt.Errorf("read checkpoint %s: tensor %s: %w", path, t.Name, err)
+			return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
 		switch t.Group {
 		case "weights":
@@ -188,8 +212,19 @@ func readCheckpoint(dir string) (*checkpoint, error) {
 		case "best":
 			ck.BestWeights[t.Name] = v
 		default:
-			return nil, fmt.Errorf("read checkpoint %s: unknown tensor group %q", path, t.Group)
+			return nil, fmt.Errorf("unknown tensor group %q", t.Group)
 		}
+	}
+	want := sum.Sum(nil)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(src, got); err != nil {
+		return nil, fmt.Errorf("checksum: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("checksum mismatch")
+	}
+	if _, err := src.Read(make([]byte, 1)); err != io.EOF {
+		return nil, fmt.Errorf("bytes after the checksum")
 	}
 	return ck, nil
 }

@@ -1,8 +1,10 @@
 package train
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -162,4 +164,29 @@ func maxRelDiff(a, b []float32) float64 {
 		scale = math.Max(scale, math.Abs(float64(b[i])))
 	}
 	return diff / math.Max(scale, 1e-6)
+}
+
+// TestFallbackTrainsLikeCPU: CUDA asked for with a fall back, on a library
+// without CUDA, trains on the CPU exactly as a CPU run does (same shards,
+// same bytes), since both share a run key.
+func TestFallbackTrainsLikeCPU(t *testing.T) {
+	needORT(t)
+	if os.Getenv("STITCH_EXPECT_CUDA") != "" {
+		t.Skip("this library has CUDA")
+	}
+	m, info := smallModel(t)
+	train, val := newSynth(48, 32, 1), newSynth(16, 32, 2)
+	var models [][]byte
+	for _, provider := range []string{"cpu", "cuda"} {
+		cfg := baseConfig(m, info, 1)
+		cfg.Session = ort.Options{Provider: provider, FallbackCPU: true, Threads: 2}
+		res, err := Train(t.Context(), cfg, train, val)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, mustMarshal(t, res.Model))
+	}
+	if !bytes.Equal(models[0], models[1]) {
+		t.Error("the CUDA run that fell back to the CPU trained another model than the CPU run")
+	}
 }

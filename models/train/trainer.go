@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -231,6 +232,12 @@ func (t *trainer) start() error {
 		return nil
 	}
 	ck, err := readCheckpoint(t.cfg.Workdir)
+	if errors.Is(err, errBadCheckpoint) {
+		// Training from the start loses time, never correctness; the
+		// file is replaced after the first epoch.
+		t.log.Warn("ignoring a damaged checkpoint; training from the start", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -327,7 +334,12 @@ func (t *trainer) stepper(ph Phase) (*Stepper, error) {
 		Replicas: t.cfg.Replicas,
 	}
 	if spec.Replicas == 0 {
-		spec.Replicas = AutoReplicas(t.cfg.Session.Provider, ph.BatchSize)
+		// Where the step really runs: CUDA with a fall back may be the CPU.
+		provider, err := ort.Provider(t.cfg.Session)
+		if err != nil {
+			return nil, err
+		}
+		spec.Replicas = AutoReplicas(provider, ph.BatchSize)
 	}
 	step, err := BuildStep(forward, spec)
 	if err != nil {
