@@ -139,6 +139,9 @@ func runCase(t *testing.T, tc e2eCase, shared string) {
 	}
 	t.Logf("%d stages ran; %s", len(first.Stages), strings.Join(slow, ", "))
 	checkBeatsBaseline(t, dir, tc)
+	if tc.twice {
+		checkPredictByIDPrefix(t, dir, first, filepath.Join(shared, "data", tc.data))
+	}
 
 	// A second run in the same workspace finds everything cached.
 	e2eRun(t, dir, args)
@@ -325,4 +328,35 @@ func sharedDir(t *testing.T) string {
 		t.Fatalf("the shared datasets: %v", err)
 	}
 	return shared
+}
+
+// checkPredictByIDPrefix runs `stitch predict` with the start of a trained
+// model's id, as `stitch show` prints it, on one image of the dataset.
+func checkPredictByIDPrefix(t *testing.T, dir string, run *pipeline.RunRecord, data string) {
+	t.Helper()
+	var model string
+	for _, s := range run.Stages {
+		if id, ok := s.Outputs["model"]; ok {
+			model = id.Short()
+			break
+		}
+	}
+	if model == "" {
+		t.Fatal("no stage recorded a model")
+	}
+	var photo string
+	err := filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && photo == "" && strings.HasSuffix(path, ".jpg") {
+			photo = path
+			return fs.SkipAll
+		}
+		return err
+	})
+	if err != nil || photo == "" {
+		t.Fatalf("no .jpg image under %s: %v", data, err)
+	}
+	out := e2eRun(t, dir, []string{"predict", "--model", model, "--top", "1", photo})
+	if !strings.HasPrefix(out, photo+"\n") {
+		t.Errorf("stitch predict --model %s: output\n%s\nwant the image's scores", model, out)
+	}
 }

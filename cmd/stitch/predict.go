@@ -31,6 +31,17 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			if *model == "" || len(args) == 0 {
 				return usagef("predict needs --model MODEL and at least one IMAGE")
 			}
+			if *top < 1 {
+				return usagef("--top %d: want at least 1", *top)
+			}
+			if *threads < 0 {
+				return usagef("--threads %d: want 0 (all cores) or more", *threads)
+			}
+			for _, path := range args {
+				if info, err := os.Stat(path); err == nil && info.IsDir() {
+					return usagef("%s is a folder, not an image", path)
+				}
+			}
 			name, err := resolveModel(e, *model)
 			if err != nil {
 				return err
@@ -51,8 +62,9 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 	},
 }
 
-// resolveModel turns STAGE or STAGE.OUTPUT of a recorded run into the id
-// of its model artifact; files and artifact ids pass through unchanged.
+// resolveModel turns STAGE or STAGE.OUTPUT of a recorded run, or the
+// start of an output's id as `stitch show` prints it, into the id of its
+// model artifact; files and whole artifact ids pass through unchanged.
 func resolveModel(e *env, model string) (string, error) {
 	if _, err := os.Stat(model); err == nil || len(model) == 64 || strings.ContainsRune(model, os.PathSeparator) {
 		return model, nil
@@ -60,6 +72,9 @@ func resolveModel(e *env, model string) (string, error) {
 	w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
 	if err != nil {
 		return "", err
+	}
+	if id, ok, err := outputByPrefix(w, model); ok || err != nil {
+		return id, err
 	}
 	rec, output, err := findOutput(w, model, "")
 	if err != nil {
@@ -73,4 +88,34 @@ func resolveModel(e *env, model string) (string, error) {
 		return "", usagef("stage %s has no output %q", rec.Stage, output)
 	}
 	return id.String(), nil
+}
+
+// outputByPrefix finds the recorded output whose id starts with prefix (at
+// least 6 hex digits); ok is false when prefix is no such id's start.
+func outputByPrefix(w *pipeline.Workspace, prefix string) (id string, ok bool, err error) {
+	if len(prefix) < 6 || strings.Trim(prefix, "0123456789abcdef") != "" {
+		return "", false, nil
+	}
+	recs, err := w.LastRecords()
+	if err != nil {
+		return "", false, err
+	}
+	matches := map[string]bool{}
+	for _, r := range recs {
+		for _, out := range r.Outputs {
+			if s := out.String(); strings.HasPrefix(s, prefix) {
+				matches[s] = true
+			}
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", false, nil
+	case 1:
+		for s := range matches {
+			return s, true, nil
+		}
+	}
+	return "", true, usagef("artifact id %s… is the start of %d recorded outputs' ids: give more digits",
+		prefix, len(matches))
 }

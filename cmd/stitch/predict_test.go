@@ -99,3 +99,24 @@ func writeTestPNG(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPredictBadFlags: flags out of range and a folder given as an image
+// are usage errors that say what is wrong, before any model is read.
+func TestPredictBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "m.onnx", "--top", "0", "a.jpg"}, "--top 0: want at least 1"},
+		{[]string{"--model", "m.onnx", "--top", "-1", "a.jpg"}, "--top -1: want at least 1"},
+		{[]string{"--model", "m.onnx", "--threads", "-1", "a.jpg"}, "--threads -1"},
+		{[]string{"--model", "m.onnx", dir}, "is a folder, not an image"},
+	} {
+		code, _, stderr := stitch(t, t.Context(), dir, append([]string{"predict"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("stitch predict %v: exit %d, stderr %q; want exit %d and %q",
+				c.args, code, stderr, exitUsage, c.want)
+		}
+	}
+}
