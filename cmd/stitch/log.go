@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"stitch/pipeline"
@@ -63,7 +62,7 @@ var cmdLog = &command{
 					r.Started.Local().Format(time.DateTime), r.Pipeline, r.Outcome,
 					r.Finished.Sub(r.Started).Round(time.Millisecond), counts[pipeline.StateRan],
 					counts[pipeline.StateCached], counts[pipeline.StateFailed])
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				tw := newTable(e.stdout)
 				for _, s := range r.Stages {
 					key := s.Key
 					if len(key) > 12 {

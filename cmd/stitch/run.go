@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"stitch/pipeline"
 )
@@ -100,7 +99,7 @@ func runRun(ctx context.Context, e *env, f *runFlags, args []string) error {
 
 // printResult writes one line per stage and a total to stdout.
 func printResult(e *env, res *pipeline.Result) {
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(e.stdout)
 	for _, s := range res.Stages {
 		detail := ""
 		switch s.State {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"stitch/pipeline"
 )
@@ -37,7 +36,7 @@ var cmdStatus = &command{
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(e.stdout)
 			stale := 0
 			for _, st := range sts {
 				state := "fresh"
