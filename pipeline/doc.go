@@ -27,10 +27,13 @@
 //	    needs: {model: train.model}   # fans out: eval[vgg16,0.6], ... see below
 //
 // `with:` is decoded strictly into the kind's NewParams() struct (yaml
-// tags); unknown keys name the closest valid one. Anchors and merge keys
-// are expanded before anything else, so they hash like the expanded text.
-// ${name} is replaced in `with:` and `needs:` strings; an undefined name
-// is an error; "$${" is a literal "${".
+// tags); unknown keys name the closest valid one. A kind's Validate may
+// return *ParamError values (joined with errors.Join when there are
+// several): each is reported at the line of the key it names, dotted for
+// a nested one (phase2.batch_size), and any other error at `with:`.
+// Anchors and merge keys are expanded before anything else, so they hash
+// like the expanded text. ${name} is replaced in `with:` and `needs:`
+// strings; an undefined name is an error; "$${" is a literal "${".
 //
 // # Matrices and names
 //

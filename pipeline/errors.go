@@ -79,3 +79,26 @@ func (e *UsageError) Error() string { return e.Msg }
 func usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
+
+// ParamError is a parameter that a kind's Validate rejects. Returned as
+// is or joined with others (errors.Join), it makes the pipeline file's
+// error point at that parameter's line rather than at `with:`.
+type ParamError struct {
+	// Key is the parameter's yaml key, dotted for a nested one
+	// (phase2.max_epochs).
+	Key string
+	// Err says what is wrong; its message names the key itself.
+	Err error
+}
+
+// Error returns Err's message.
+func (e *ParamError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// ParamErrorf returns a *ParamError about key with a formatted message,
+// which should start with the key ("batch_size 0: want > 0").
+func ParamErrorf(key, format string, args ...any) error {
+	return &ParamError{Key: key, Err: fmt.Errorf(format, args...)}
+}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -72,7 +73,8 @@ func paramNames(k Kind) []string {
 
 // decodeParams decodes `with:` into a fresh parameter struct of kind k,
 // strictly: an unknown key is an error naming the closest valid one, a
-// type error names its line and column. Validate is called if present.
+// type error names its line and column. Validate is called if present;
+// each error it returns is reported at the key it names (paramNode).
 func (l *loader) decodeParams(k Kind, with *yaml.Node, stage string) any {
 	params := k.NewParams()
 	v := reflect.ValueOf(params)
@@ -90,10 +92,67 @@ func (l *loader) decodeParams(k Kind, with *yaml.Node, stage string) any {
 	}
 	if val, ok := params.(interface{ Validate() error }); ok {
 		if err := val.Validate(); err != nil {
-			l.errorf(with, "stage %s: invalid parameters: %v", stage, err)
+			for _, e := range splitJoined(err) {
+				l.errorf(paramNode(with, e), "stage %s: invalid parameters: %v", stage, e)
+			}
 		}
 	}
 	return params
+}
+
+// splitJoined returns the errors that errors.Join (or anything that reads
+// like it) put together in err, so each can be reported at its own line;
+// an error whose message is more than its parts' is kept whole.
+func splitJoined(err error) []error {
+	multi, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	parts := multi.Unwrap()
+	msgs := make([]string, len(parts))
+	for i, e := range parts {
+		msgs[i] = e.Error()
+	}
+	if len(parts) == 0 || strings.Join(msgs, "\n") != err.Error() {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range parts {
+		out = append(out, splitJoined(e)...)
+	}
+	return out
+}
+
+// paramNode returns where in with the parameter that err names (through a
+// *ParamError) is written: its value when that is a scalar (which is
+// where a matrix value or a ${name} puts its own position), else its key.
+// A key that with does not spell out falls back to its nearest written
+// parent, and an error that names no key to with itself.
+func paramNode(with *yaml.Node, err error) *yaml.Node {
+	var pe *ParamError
+	if with == nil || !errors.As(err, &pe) || pe.Key == "" {
+		return with
+	}
+	at, m := with, with
+	for part := range strings.SplitSeq(pe.Key, ".") {
+		if m.Kind != yaml.MappingNode {
+			return at
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k, v := m.Content[i], m.Content[i+1]; k.Value == part {
+				at, next = k, v
+				if v.Kind == yaml.ScalarNode {
+					at = v
+				}
+			}
+		}
+		if next == nil {
+			return at
+		}
+		m = next
+	}
+	return at
 }
 
 type paramDecoder struct {

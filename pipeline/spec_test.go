@@ -69,7 +69,22 @@ stages:
 		{"validate", `
 stages:
   a: {uses: source, with: {lines: -1}}
-`, []string{"invalid parameters: lines must be >= 0"}},
+`, []string{"p.yaml:3:35: stage a: invalid parameters: lines must be >= 0"}},
+		{"validate, block style", `
+stages:
+  a:
+    uses: source
+    with:
+      value: x
+      lines: -1
+`, []string{"p.yaml:7:14: stage a: invalid parameters: lines must be >= 0"}},
+		{"validate a matrix value", `
+stages:
+  a:
+    uses: source
+    matrix: {lines: [1, -2]}
+    with: {value: x}
+`, []string{"p.yaml:5:25: stage a[-2]: invalid parameters: lines must be >= 0"}},
 		{"misspelt reference", `
 stages:
   alpha: {uses: source}
@@ -85,6 +100,11 @@ stages:
   a: {uses: source}
   b: {uses: upper, needs: {in: a.out, inn: a.out}}
 `, []string{`kind upper has no input "inn"`}},
+		{"input in the plural", `
+stages:
+  a: {uses: source}
+  b: {uses: join, needs: {in: [a.out], extras: a.out}}
+`, []string{`p.yaml:4:40: stage b: kind join has no input "extras" (did you mean "extra"?)`}},
 		{"required input", `
 stages:
   b: {uses: upper}

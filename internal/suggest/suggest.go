@@ -10,8 +10,10 @@ import "strings"
 // hint every time.
 func Closest(name string, candidates []string) string {
 	best, bestDist := "", -1
+	lower := strings.ToLower(name)
 	for _, c := range candidates {
-		d := distance(strings.ToLower(name), strings.ToLower(c))
+		lc := strings.ToLower(c)
+		d := min(distance(lower, lc), distance(singular(lower), singular(lc)))
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = c, d
 		}
@@ -31,6 +33,20 @@ func Hint(name string, candidates []string) string {
 		return ` (did you mean "` + c + `"?)`
 	}
 	return ""
+}
+
+// singular folds an English plural ending to the singular ("categories"
+// to "category", "outputs" to "output"), so that the one is offered for
+// the other: a plural costs two or three edits, more than a short name's
+// typo budget.
+func singular(s string) string {
+	switch {
+	case len(s) > 4 && strings.HasSuffix(s, "ies"):
+		return s[:len(s)-3] + "y"
+	case len(s) > 3 && strings.HasSuffix(s, "s") && !strings.HasSuffix(s, "ss"):
+		return s[:len(s)-1]
+	}
+	return s
 }
 
 // distance is the Levenshtein distance between a and b, over runes.

@@ -125,10 +125,11 @@ func (source) Externals(p any) ([]string, error) {
 	return out, nil
 }
 
-// Validate rejects negative line counts.
+// Validate rejects negative line counts, naming the key so that the
+// error points at it.
 func (p *SourceParams) Validate() error {
 	if p.Lines < 0 {
-		return fmt.Errorf("lines must be >= 0, got %d", p.Lines)
+		return pipeline.ParamErrorf("lines", "lines must be >= 0, got %d", p.Lines)
 	}
 	return nil
 }

@@ -18,14 +18,21 @@
 //   - Output `per_attribute` (kind table) has one row per k and attribute:
 //     name, type, positives, predicted, TP, FP, recall, precision, F1, and
 //     AP and AUC (null where undefined).
+//   - Per-type recall (and the pooled row) is left out when no attribute
+//     has a type (all type 0, as in a CSV dataset without an attributes
+//     table).
 //   - Category accuracy (scope "category", metric "accuracy", one row per
-//     k, the note counting hits and images with a category) is written
-//     when the predictions carry category scores (a model with a category
-//     head) and the samples have categories; images without a category
-//     are left out of it. Scores are matched to the samples' categories
+//     k of the k parameter and at 1, 3 and 5 whatever k says, so that
+//     tabulate always has its top-3 and top-5 columns; the note counting
+//     hits and images with a category) is written when the predictions
+//     carry category scores (a model with a category head) and the
+//     samples have categories; images without a category are left out of
+//     it. Scores are matched to the samples' categories
 //     by category id, not by column. With the optional `categories`
 //     input, the predictions must score exactly its categories (same ids,
 //     same names), or the stage fails saying which id differs; a sample
 //     whose category the predictions do not score is an error too.
 //     Otherwise the log says why there is no category accuracy.
+//   - Errors do not name the stage: the engine's report of a failed stage
+//     does.
 package evaluate

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"stitch/artifacts"
+	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 )
 
@@ -72,6 +74,14 @@ func runStage(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predicti
 func runStageWith(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predictions, k []int,
 	cats []artifacts.Category) ([]artifacts.MetricRow, []artifacts.AttributeMetricRow, error) {
 	t.Helper()
+	return runStageAttrs(t, samples, pred, k, cats, attrs)
+}
+
+// runStageAttrs is runStageWith with attributes table attributes.
+func runStageAttrs(t *testing.T, samples *artifacts.Samples, pred *artifacts.Predictions, k []int,
+	cats []artifacts.Category, attributes []artifacts.Attribute,
+) ([]artifacts.MetricRow, []artifacts.AttributeMetricRow, error) {
+	t.Helper()
 	run := pipelinetest.NewRun(t, "evaluate-test")
 	if cats != nil {
 		cid, err := run.St.PutCategories(cats)
@@ -88,7 +98,7 @@ func runStageWith(t *testing.T, samples *artifacts.Samples, pred *artifacts.Pred
 	if err != nil {
 		t.Fatal(err)
 	}
-	aid, err := run.St.PutAttributes(attrs)
+	aid, err := run.St.PutAttributes(attributes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +209,9 @@ func TestEvaluateAlignment(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := runStage(t, samplesOf(c.samples), predictionsOf(c.preds), []int{1})
-			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "evaluate evaluate-test") {
-				t.Errorf("got %v, want an error naming the stage and %q", err, c.want)
+			// The engine names the stage; the stage's own error must not repeat it.
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "evaluate-test") {
+				t.Errorf("got %v, want an error saying %q and not naming the stage", err, c.want)
 			}
 		})
 	}
@@ -220,8 +231,9 @@ func TestParams(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 	for _, k := range [][]int{nil, {0}, {3, 3}} {
-		if err := (&Params{K: k}).Validate(); err == nil {
-			t.Errorf("k %v accepted", k)
+		err := (&Params{K: k}).Validate()
+		if pe := (*pipeline.ParamError)(nil); !errors.As(err, &pe) || pe.Key != "k" {
+			t.Errorf("k %v: Validate() = %v, want a *pipeline.ParamError about k", k, err)
 		}
 	}
 }
@@ -339,9 +351,75 @@ func TestEvaluateCategoryMismatch(t *testing.T) {
 				tc.edit(samples, pred)
 			}
 			_, _, err := runStageWith(t, samples, pred, []int{1}, tc.table)
-			if err == nil || !strings.Contains(err.Error(), tc.message) {
-				t.Errorf("got %v, want an error saying %s", err, tc.message)
+			if err == nil || !strings.Contains(err.Error(), tc.message) ||
+				strings.Contains(err.Error(), "evaluate-test") {
+				t.Errorf("got %v, want an error saying %s and not naming the stage", err, tc.message)
 			}
 		})
+	}
+}
+
+// TestEvaluateCategoryKs checks that category accuracy is reported at 1,
+// 3 and 5 besides k, whatever k is, while the attribute rows keep to k.
+func TestEvaluateCategoryKs(t *testing.T) {
+	// Accuracies of the worked example of TestEvaluateCategories.
+	accuracy := map[int]float64{1: 1.0 / 3, 2: 2.0 / 3, 3: 1, 5: 1, 20: 1}
+	for _, tc := range []struct {
+		k, categoryKs []int
+	}{
+		{[]int{5}, []int{1, 3, 5}},
+		{[]int{1}, []int{1, 3, 5}},
+		{[]int{3, 5, 20}, []int{1, 3, 5, 20}},
+		{[]int{2}, []int{1, 2, 3, 5}},
+	} {
+		samples, pred := samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{0, 1, 2, 3})
+		withCategories(samples, pred)
+		rows, perAttr, err := runStageWith(t, samples, pred, tc.k, categoryTable)
+		if err != nil {
+			t.Fatalf("k %v: %v", tc.k, err)
+		}
+		var gotCategory, gotAttr []int
+		for _, r := range rows {
+			switch {
+			case r.Scope == "category":
+				gotCategory = append(gotCategory, r.K)
+				if want := accuracy[r.K]; !cmp.Equal(r.Value, want, cmpopts.EquateApprox(0, 1e-12)) {
+					t.Errorf("k %v: category top-%d accuracy %v, want %v", tc.k, r.K, r.Value, want)
+				}
+			case r.Average == "micro" && r.Metric == "recall" && r.K > 0:
+				gotAttr = append(gotAttr, r.K)
+			}
+		}
+		if diff := cmp.Diff(tc.categoryKs, gotCategory); diff != "" {
+			t.Errorf("k %v: category rows at (-want +got):\n%s", tc.k, diff)
+		}
+		if diff := cmp.Diff(tc.k, gotAttr); diff != "" {
+			t.Errorf("k %v: micro recall rows at (-want +got):\n%s", tc.k, diff)
+		}
+		if len(perAttr) != len(tc.k)*len(attrs) {
+			t.Errorf("k %v: %d per-attribute rows, want %d", tc.k, len(perAttr), len(tc.k)*len(attrs))
+		}
+	}
+}
+
+// TestEvaluateUntyped checks that attributes without types (a CSV dataset
+// without an attributes table) give no per-type or pooled rows.
+func TestEvaluateUntyped(t *testing.T) {
+	untyped := slices.Clone(attrs)
+	for i := range untyped {
+		untyped[i].Type, untyped[i].TypeName = 0, ""
+	}
+	rows, _, err := runStageAttrs(t, samplesOf([]int{0, 1, 2, 3}), predictionsOf([]int{0, 1, 2, 3}), []int{3},
+		nil, untyped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if strings.HasPrefix(r.Scope, "type:") || r.Average == "pooled" {
+			t.Errorf("untyped attributes gave row %+v", r)
+		}
+	}
+	if _, _, ok := value(rows, 3, "all", "global", "recall"); !ok {
+		t.Error("no global recall row")
 	}
 }

@@ -24,15 +24,15 @@ func NewParams() *Params { return &Params{K: []int{3, 5, 20}} }
 // Validate checks the parameters.
 func (p *Params) Validate() error {
 	if len(p.K) == 0 {
-		return fmt.Errorf("k: want at least one cut-off")
+		return pipeline.ParamErrorf("k", "k: want at least one cut-off")
 	}
 	seen := map[int]bool{}
 	for _, k := range p.K {
 		if k < 1 {
-			return fmt.Errorf("k %d: want 1 or more", k)
+			return pipeline.ParamErrorf("k", "k %d: want 1 or more", k)
 		}
 		if seen[k] {
-			return fmt.Errorf("k %d: listed twice", k)
+			return pipeline.ParamErrorf("k", "k %d: listed twice", k)
 		}
 		seen[k] = true
 	}
@@ -46,8 +46,10 @@ func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string { return "evaluate" }
 
-// Version 1: metrics as defined in package metrics' doc.go.
-func (kind) Version() string { return "1" }
+// Version 2: category accuracy at 1, 3 and 5 besides k, and no per-type
+// rows for untyped attributes; 1: metrics as defined in package metrics'
+// doc.go.
+func (kind) Version() string { return "2" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -69,27 +71,28 @@ func (kind) Outputs() []pipeline.Port {
 
 func (kind) NewParams() any { return NewParams() }
 
+// Run evaluates one predictions table. Its errors do not name the stage:
+// the engine's report of a failed stage does.
 func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	p := params.(*Params)
-	stage := run.Stage()
 	store := run.Store()
 	predID, ok1 := run.Input("predictions")
 	samplesID, ok2 := run.Input("samples")
 	attrsID, ok3 := run.Input("attributes")
 	if !ok1 || !ok2 || !ok3 {
-		return fmt.Errorf("evaluate %s: inputs predictions, samples and attributes are required", stage)
+		return fmt.Errorf("inputs predictions, samples and attributes are required")
 	}
 	pred, err := store.GetPredictions(predID)
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return fmt.Errorf("read predictions: %w", err)
 	}
 	samples, err := store.GetSamples(samplesID)
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return fmt.Errorf("read samples: %w", err)
 	}
 	attrs, err := store.GetAttributes(attrsID)
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return fmt.Errorf("read attributes: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -97,29 +100,38 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 
 	data, err := align(pred, samples, attrs)
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return err
 	}
 	if data.extra > 0 {
 		run.Logger().Warn("predictions of images not in the samples are left out",
 			"images", data.extra)
 	}
 	if err := addCategories(run, pred, samples, &data); err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return err
 	}
 	res, err := metrics.Evaluate(data.Data, metrics.Options{Ks: p.K, Workers: run.Settings().Threads})
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", stage, err)
+		return fmt.Errorf("compute metrics: %w", err)
+	}
+	if data.NumCategories > 0 {
+		// Category accuracy is reported at 1, 3 and 5 whatever k says, so
+		// that tabulate's category columns (top-3, top-5) are always there.
+		res.Category, err = metrics.CategoryTopK(data.CategoryScores, data.NumCategories, data.Categories,
+			categoryKs(p.K))
+		if err != nil {
+			return fmt.Errorf("compute category accuracy: %w", err)
+		}
 	}
 
 	info := artifacts.MetricsInfo{Images: res.NumImages, Attributes: res.NumAttributes,
 		MacroAttributes: res.TopK[0].MacroAttributes}
 	metricsID, err := store.PutMetrics(info, Rows(res, attrs))
 	if err != nil {
-		return fmt.Errorf("evaluate %s: store metrics: %w", stage, err)
+		return fmt.Errorf("store metrics: %w", err)
 	}
 	perAttrID, err := store.PutAttributeMetrics(AttributeRows(res, attrs))
 	if err != nil {
-		return fmt.Errorf("evaluate %s: store per-attribute metrics: %w", stage, err)
+		return fmt.Errorf("store per-attribute metrics: %w", err)
 	}
 	run.SetOutput("metrics", metricsID)
 	run.SetOutput("per_attribute", perAttrID)
@@ -153,7 +165,7 @@ func addCategories(run pipeline.Run, pred *artifacts.Predictions, samples *artif
 	if wired {
 		table, err := run.Store().GetCategories(id)
 		if err != nil {
-			return err
+			return fmt.Errorf("read categories: %w", err)
 		}
 		if err := matchCategories(pred.Categories, table); err != nil {
 			return err
@@ -231,9 +243,20 @@ func alignCategories(pred *artifacts.Predictions, samples *artifacts.Samples, da
 	return nil
 }
 
+// CategoryKs are the cut-offs category accuracy is always reported at, as
+// the published DeepFashion tables give it (top-3, top-5) and as a
+// classifier's accuracy is usually read (top-1).
+var CategoryKs = []int{1, 3, 5}
+
+// categoryKs returns CategoryKs and ks, sorted, each once.
+func categoryKs(ks []int) []int {
+	return slices.Compact(slices.Sorted(slices.Values(slices.Concat(CategoryKs, ks))))
+}
+
 // Rows turns a result into the long-format rows of a metrics table, in a
 // fixed order: per k, micro, macro, pooled, global, the types by id, the
-// category; then the threshold-free rows with k = 0.
+// category; then the threshold-free rows with k = 0. A k that only the
+// category accuracy has (CategoryKs) has only its category row.
 func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRow {
 	var rows []artifacts.MetricRow
 	add := func(k int, scope, avg, metric string, v float64, note string) {
@@ -243,25 +266,16 @@ func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRo
 	for _, a := range attrs {
 		typeNames[a.Type] = a.TypeName
 	}
+	ks := make([]int, 0, len(res.TopK)+len(res.Category))
 	for _, t := range res.TopK {
-		k := t.K
-		micro := fmt.Sprintf("ΣTP/ΣGT and ΣTP/ΣPRED over %d attributes", len(t.Counts))
-		add(k, "all", "micro", "recall", t.Micro.Recall, micro)
-		add(k, "all", "micro", "precision", t.Micro.Precision, micro)
-		add(k, "all", "micro", "f1", t.Micro.F1, micro)
-		add(k, "all", "macro", "recall", t.Macro.Recall, t.MacroNote())
-		add(k, "all", "macro", "precision", t.Macro.Precision, t.MacroNote())
-		add(k, "all", "macro", "f1", t.Macro.F1, t.MacroNote())
-		if t.Types != nil {
-			add(k, "all", "pooled", "recall", t.Pooled.Value,
-				fmt.Sprintf("per-type top %d, pooled: %d hits of %d positives", k, t.Pooled.Hits, t.Pooled.Positives))
-		}
-		add(k, "all", "global", "recall", t.Global.Value,
-			fmt.Sprintf("top %d over all attributes: %d hits of %d positives", k, t.Global.Hits, t.Global.Positives))
-		for _, tr := range t.Types {
-			add(k, TypeScope(tr.Type, typeNames[tr.Type]), "", "recall", tr.Value,
-				fmt.Sprintf("type %d, top %d of its %d attributes: %d hits of %d positives",
-					tr.Type, tr.K, tr.Attributes, tr.Hits, tr.Positives))
+		ks = append(ks, t.K)
+	}
+	for _, c := range res.Category {
+		ks = append(ks, c.K)
+	}
+	for _, k := range slices.Compact(slices.Sorted(slices.Values(ks))) {
+		if i := slices.IndexFunc(res.TopK, func(t metrics.TopK) bool { return t.K == k }); i >= 0 {
+			rows = append(rows, topKRows(&res.TopK[i], typeNames)...)
 		}
 		for _, c := range res.Category {
 			if c.K == k {
@@ -278,6 +292,35 @@ func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRo
 		fmt.Sprintf("macro over %d of %d attributes with positives", r.MacroAPAttributes, res.NumAttributes))
 	add(0, "all", "macro", "auc", r.MacroAUC,
 		fmt.Sprintf("macro over %d of %d attributes with positives and negatives", r.MacroAUCAttributes, res.NumAttributes))
+	return rows
+}
+
+// topKRows returns the attribute rows of one cut-off: micro, macro,
+// pooled, global, then the types by id.
+func topKRows(t *metrics.TopK, typeNames map[int]string) []artifacts.MetricRow {
+	var rows []artifacts.MetricRow
+	add := func(k int, scope, avg, metric string, v float64, note string) {
+		rows = append(rows, artifacts.MetricRow{K: k, Scope: scope, Average: avg, Metric: metric, Value: v, Note: note})
+	}
+	k := t.K
+	micro := fmt.Sprintf("ΣTP/ΣGT and ΣTP/ΣPRED over %d attributes", len(t.Counts))
+	add(k, "all", "micro", "recall", t.Micro.Recall, micro)
+	add(k, "all", "micro", "precision", t.Micro.Precision, micro)
+	add(k, "all", "micro", "f1", t.Micro.F1, micro)
+	add(k, "all", "macro", "recall", t.Macro.Recall, t.MacroNote())
+	add(k, "all", "macro", "precision", t.Macro.Precision, t.MacroNote())
+	add(k, "all", "macro", "f1", t.Macro.F1, t.MacroNote())
+	if t.Types != nil {
+		add(k, "all", "pooled", "recall", t.Pooled.Value,
+			fmt.Sprintf("per-type top %d, pooled: %d hits of %d positives", k, t.Pooled.Hits, t.Pooled.Positives))
+	}
+	add(k, "all", "global", "recall", t.Global.Value,
+		fmt.Sprintf("top %d over all attributes: %d hits of %d positives", k, t.Global.Hits, t.Global.Positives))
+	for _, tr := range t.Types {
+		add(k, TypeScope(tr.Type, typeNames[tr.Type]), "", "recall", tr.Value,
+			fmt.Sprintf("type %d, top %d of its %d attributes: %d hits of %d positives",
+				tr.Type, tr.K, tr.Attributes, tr.Hits, tr.Positives))
+	}
 	return rows
 }
 
@@ -336,6 +379,11 @@ func align(pred *artifacts.Predictions, samples *artifacts.Samples, attrs []arti
 			return aligned{}, fmt.Errorf("align: attributes table row %d has index %d", i, a.Index)
 		}
 		types[i] = a.Type
+	}
+	// Untyped attributes (a CSV without an attributes table) get no
+	// per-type recall: the one type would only repeat the global recall.
+	if !slices.ContainsFunc(types, func(t int) bool { return t != 0 }) {
+		types = nil
 	}
 	out := aligned{Data: metrics.Data{NumAttributes: m, Labels: samples.Labels, Types: types}}
 	if slices.Equal(pred.Image, samples.Image) {

@@ -1,6 +1,7 @@
 package partitions
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
+	"stitch/pipeline"
 )
 
 // coarseFixture is a small valid coarse dataset; tests edit a copy.
@@ -142,6 +144,8 @@ func TestCoarseBadInput(t *testing.T) {
 			"Eval/list_eval_partition.txt:5: image path \"/etc/c.jpg\" must be relative"},
 		{"missing attribute file", func(f map[string]string) { delete(f, "Anno/list_attr_cloth.txt") },
 			"read Anno/list_attr_cloth.txt"},
+		{"missing category table", func(f map[string]string) { delete(f, "Anno/list_category_cloth.txt") },
+			"read Anno/list_category_img.txt: it needs Anno/list_category_cloth.txt, which is missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,11 +299,20 @@ func TestFineBadInput(t *testing.T) {
 		{"bbox width", "Anno_fine/train_bbox.txt", "1 2 30 40\n0 0 10\n", "Anno_fine/train_bbox.txt:2: row has 3 values, want 4"},
 		{"missing header", "Anno_fine/list_attr_cloth.txt", "3\nfloral  1\nlong_sleeve  2\ntight  6\n",
 			"Anno_fine/list_attr_cloth.txt:2: missing header"},
+		{"category out of range", "Anno_fine/train_cate.txt", "1\n3\n",
+			"Anno_fine/train_cate.txt:2: category 3 outside 1..2"},
+		{"missing category table", "Anno_fine/list_category_cloth.txt", "",
+			"read Anno_fine/train_cate.txt: it needs Anno_fine/list_category_cloth.txt, which is missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := fineFixture()
+			files["Anno_fine/list_category_cloth.txt"] = "2\ncategory_name  category_type\nBlouse  1\nMaxi dress  3\n"
+			files["Anno_fine/train_cate.txt"] = "1\n2\n"
 			files[tt.file] = tt.content
+			if tt.content == "" {
+				delete(files, tt.file) // an empty content stands for a missing file
+			}
 			_, err := Read(t.Context(), &Params{Root: writeFiles(t, files), Layout: "fine"})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
@@ -382,6 +395,12 @@ func TestCSVBadInput(t *testing.T) {
 			"labels.csv:3: image a.jpg listed again (first at line 2)"},
 		{"row too short", "image,partition,striped\na.jpg,train\n", "labels.csv:2: wrong number of fields"},
 		{"partial box", "image,partition,x1,y1,striped\na.jpg,train,1,2,1\n", "labels.csv:1: a box needs all of"},
+		{"category zero", "image,partition,category,striped\na.jpg,train,0,1\n",
+			`labels.csv:2: category "0", want a 1-based id or nothing`},
+		{"category above the limit", "image,partition,category,striped\na.jpg,train,1,1\nb.jpg,val,10001,1\n",
+			"labels.csv:3: category 10001 above 10000"},
+		{"category beyond int64", "image,partition,category,striped\na.jpg,train,99999999999999999999,1\n",
+			`labels.csv:2: category "99999999999999999999", want a 1-based id`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -398,17 +417,21 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		p    Params
-		want string
+		key  string // the key of the *pipeline.ParamError, which the message names too
 	}{
 		{"no root", Params{Layout: "coarse"}, "root"},
 		{"bad layout", Params{Root: "x", Layout: "parquet"}, "layout"},
 		{"attr_type", Params{Root: "x", Layout: "coarse", AttrType: 7}, "attr_type"},
 		{"csv without file", Params{Root: "x", Layout: "csv"}, "csv.file"},
+		{"list without separator", Params{Root: "x", Layout: "csv", CSV: CSVParams{File: "l.csv", LabelsColumn: "t"}},
+			"csv.list_separator"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.p.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate() = %v, want an error about %s", err, tt.want)
+			err := tt.p.Validate()
+			var pe *pipeline.ParamError
+			if !errors.As(err, &pe) || pe.Key != tt.key || !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("Validate() = %v, want a *pipeline.ParamError about %s", err, tt.key)
 			}
 		})
 	}

@@ -60,7 +60,13 @@ func readCoarse(ctx context.Context, root string, attrType int) (*Dataset, error
 		apply func(path, name string) error
 	}{
 		{"list_category_cloth.txt", func(p, n string) (err error) { ds.Categories, err = readCategoryCloth(p, n); return err }},
-		{"list_category_img.txt", func(p, n string) error { return applyCategoryImg(p, n, idx, attrFile, ds) }},
+		{"list_category_img.txt", func(p, n string) error {
+			const cloth = "list_category_cloth.txt"
+			if err := requireFile(abs(rel(cloth)), rel(cloth), n); err != nil {
+				return err
+			}
+			return applyCategoryImg(p, n, idx, attrFile, ds)
+		}},
 		{"list_bbox.txt", func(p, n string) error { return applyBBoxes(p, n, idx, attrFile, ds) }},
 		{"list_landmarks.txt", func(p, n string) error { return applyLandmarks(p, n, idx, attrFile, ds) }},
 	} {
@@ -274,9 +280,6 @@ func splitInts(lr *lineReader, line []byte, dst []int64) ([]byte, error) {
 // applyCategoryImg reads list_category_img.txt: image path and a 1-based
 // category id. Images it does not list keep category 0 (none).
 func applyCategoryImg(path, name string, idx *imageIndex, attrFile string, ds *Dataset) error {
-	if len(ds.Categories) == 0 {
-		return fmt.Errorf("read %s: category ids need list_category_cloth.txt next to it", name)
-	}
 	return eachImageRow(path, name, 1, idx, attrFile, ds, func(lr *lineReader, s *artifacts.Samples, row int, v []int64) error {
 		if v[0] < 1 || v[0] > int64(len(ds.Categories)) {
 			return lr.errorf("category %d outside 1..%d", v[0], len(ds.Categories))
@@ -284,6 +287,21 @@ func applyCategoryImg(path, name string, idx *imageIndex, attrFile string, ds *D
 		s.Category[row] = int32(v[0])
 		return nil
 	})
+}
+
+// requireFile checks that path (shown as name), which the file user needs,
+// exists, and says that it is missing when it is not: left unread, a
+// missing category table would make every category id of user look out
+// of range.
+func requireFile(path, name, user string) error {
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: it needs %s, which is missing (%s)", user, name, path)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
 }
 
 // applyBBoxes reads list_bbox.txt: image path, x1 y1 x2 y2.

@@ -39,6 +39,12 @@ const (
 
 var bboxColumns = [4]string{"x1", "y1", "x2", "y2"}
 
+// maxCSVCategory bounds the category ids of a CSV. A CSV names no
+// categories, so its table lists every id from 1 to the largest used: an
+// id of two billion would make a table of two billion rows. DeepFashion
+// has 50 categories.
+const maxCSVCategory = 10000
+
 func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) (*Dataset, error) {
 	var declared []artifacts.Attribute
 	if p.Attributes != "" {
@@ -120,9 +126,12 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 		appendRow(s, image, part, kept)
 		if cols.category >= 0 {
 			if c := strings.TrimSpace(rec[cols.category]); c != "" {
-				id, err := strconv.ParseInt(c, 10, 32)
+				id, err := strconv.ParseInt(c, 10, 64)
 				if err != nil || id < 1 {
 					return nil, fail("category %q, want a 1-based id or nothing", c)
+				}
+				if id > maxCSVCategory {
+					return nil, fail("category %d above %d, the largest id the csv layout accepts", id, maxCSVCategory)
 				}
 				s.Category[s.Len()-1] = int32(id)
 				maxCategory = max(maxCategory, int32(id))

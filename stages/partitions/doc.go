@@ -32,6 +32,8 @@
 // 4, 6 or 8 (visibility, x, y) triples; they are stored as x, y pairs, a
 // truncated landmark (visibility 2) as 0 0. Images missing from
 // list_category_img.txt get category 0, from list_bbox.txt no box.
+// list_category_img.txt without list_category_cloth.txt is an error that
+// names the missing file.
 //
 // # Fine layout (layout: fine)
 //
@@ -41,8 +43,8 @@
 // line), S_attr.txt (one 0/1 value per attribute; 0 means absent and is
 // stored as -1), and optionally S_bbox.txt (x1 y1 x2 y2), S_landmarks.txt
 // (x y pairs, 0 0 for a missing one) and S_cate.txt (a category id, with
-// list_category_cloth.txt next to them). These files have no count or
-// header line.
+// list_category_cloth.txt next to them: an S_cate.txt without it is an
+// error). These files have no count or header line.
 //
 // # CSV layout (layout: csv)
 //
@@ -55,8 +57,9 @@
 //
 //	  - image (required): the path relative to root.
 //	  - partition (required): train, val or test.
-//	  - category (optional): a 1-based category id or nothing; the
-//	    categories output then lists ids 1..max named "category N".
+//	  - category (optional): a 1-based category id, at most 10,000, or
+//	    nothing; the categories output then lists ids 1..max named
+//	    "category N".
 //	  - x1, y1, x2, y2 (optional, all four or none): a bounding box in
 //	    pixels; empty cells mean no box for that row.
 //	  - wide form: every other column is one attribute, named by its header,
@@ -81,7 +84,8 @@
 // value too few or too many (a path whose own last token is a number is
 // read as a value too many), a type outside 1..5, an image listed twice,
 // an image of the partition file missing from the attribute file or the
-// reverse, an unknown partition. check_images: true stats every listed
+// reverse, an unknown partition, a category id outside the category
+// table (or, in a CSV, above 10,000). check_images: true stats every listed
 // image and fails naming the first missing ones.
 //
 // # Speed

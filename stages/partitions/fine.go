@@ -192,6 +192,12 @@ func readFineExtras(abs, rel func(string) string, part int, ds *Dataset) error {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if e.suffix == "_cate.txt" {
+			const cloth = "list_category_cloth.txt"
+			if err := requireFile(abs(cloth), rel(cloth), rel(prefix+e.suffix)); err != nil {
+				return err
+			}
+		}
 		if err := eachIntRow(path, rel(prefix+e.suffix), s.Len(), e.fn); err != nil {
 			return err
 		}

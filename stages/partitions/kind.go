@@ -36,29 +36,30 @@ func NewParams() *Params {
 	}
 }
 
-// Validate checks the parameters without touching the disk.
+// Validate checks the parameters without touching the disk; an error is a
+// *pipeline.ParamError naming the key.
 func (p *Params) Validate() error {
 	if p.Root == "" {
-		return errors.New("root: the dataset folder is required")
+		return pipeline.ParamErrorf("root", "root: the dataset folder is required")
 	}
 	switch p.Layout {
 	case "coarse":
 		if p.AttrType < 0 || p.AttrType > 5 {
-			return fmt.Errorf("attr_type %d: want 0 (all) or 1..5", p.AttrType)
+			return pipeline.ParamErrorf("attr_type", "attr_type %d: want 0 (all) or 1..5", p.AttrType)
 		}
 	case "fine", "csv":
 		if p.AttrType < 0 {
-			return fmt.Errorf("attr_type %d: want 0 (all) or a type id", p.AttrType)
+			return pipeline.ParamErrorf("attr_type", "attr_type %d: want 0 (all) or a type id", p.AttrType)
 		}
 	default:
-		return fmt.Errorf("layout %q: want coarse, fine or csv", p.Layout)
+		return pipeline.ParamErrorf("layout", "layout %q: want coarse, fine or csv", p.Layout)
 	}
 	if p.Layout == "csv" {
 		if p.CSV.File == "" {
-			return errors.New("csv.file: the labels table is required")
+			return pipeline.ParamErrorf("csv.file", "csv.file: the labels table is required")
 		}
 		if p.CSV.LabelsColumn != "" && p.CSV.ListSeparator == "" {
-			return errors.New("csv.list_separator: required with labels_column")
+			return pipeline.ParamErrorf("csv.list_separator", "csv.list_separator: required with labels_column")
 		}
 	}
 	return nil

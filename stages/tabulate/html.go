@@ -90,8 +90,8 @@ func (r *report) writeTable(b *bytes.Buffer) {
 		}
 		b.WriteString("</tr>\n")
 	}
-	b.WriteString("</table></div>\n<p class=\"note\">\"all pooled\" ranks within each type and pools the hits; " +
-		"\"all global\" ranks all attributes at once. Macro averages are over the attributes with positives (last column).")
+	b.WriteString("</table></div>\n<p class=\"note\">" + r.rankNote() +
+		" Macro averages are over the attributes with positives (last column).")
 	if slices.ContainsFunc(r.Cols, isCategory) {
 		b.WriteString(" " + html.EscapeString(categoryNote))
 	}

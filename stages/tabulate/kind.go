@@ -35,13 +35,13 @@ func NewParams() *Params { return &Params{K: 5, Reference: ReferenceAuto} }
 // Validate checks the parameters.
 func (p *Params) Validate() error {
 	if p.K < 1 {
-		return fmt.Errorf("k %d: want 1 or more", p.K)
+		return pipeline.ParamErrorf("k", "k %d: want 1 or more", p.K)
 	}
 	switch p.Reference {
 	case ReferenceAuto, ReferenceDeepFashion, ReferenceNone:
 		return nil
 	}
-	return fmt.Errorf("reference %q: want auto, deepfashion or none", p.Reference)
+	return pipeline.ParamErrorf("reference", "reference %q: want auto, deepfashion or none", p.Reference)
 }
 
 type kind struct{}
@@ -76,12 +76,13 @@ func (kind) Outputs() []pipeline.Port {
 
 func (kind) NewParams() any { return NewParams() }
 
+// Run writes the table and its renderings. Its errors do not name the
+// stage: the engine's report of a failed stage does.
 func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	p := params.(*Params)
-	stage := run.Stage()
 	rep, err := build(ctx, run, p)
 	if err != nil {
-		return fmt.Errorf("tabulate %s: %w", stage, err)
+		return err
 	}
 	store := run.Store()
 
@@ -89,17 +90,17 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	defer rec.Release()
 	tableID, err := store.PutRecords(schema, rec)
 	if err != nil {
-		return fmt.Errorf("tabulate %s: store table: %w", stage, err)
+		return fmt.Errorf("store table: %w", err)
 	}
 	csvBytes, err := rep.CSV()
 	if err != nil {
-		return fmt.Errorf("tabulate %s: %w", stage, err)
+		return fmt.Errorf("render csv: %w", err)
 	}
 	outputs := map[string][]byte{"markdown": rep.Markdown(), "csv": csvBytes, "html": rep.HTML()}
 	for _, name := range []string{"markdown", "csv", "html"} {
 		id, err := store.Put(outputs[name])
 		if err != nil {
-			return fmt.Errorf("tabulate %s: store %s: %w", stage, name, err)
+			return fmt.Errorf("store %s: %w", name, err)
 		}
 		run.SetOutput(name, id)
 	}

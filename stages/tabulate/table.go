@@ -31,7 +31,9 @@ type experiment struct {
 	// Types are the experiment's type scopes in the order evaluate wrote
 	// them (ascending type id).
 	Types []string
-	// Ks are the cut-offs it was evaluated at.
+	// Ks are the cut-offs its attributes were evaluated at; evaluate
+	// writes category accuracy at some more (1, 3 and 5), which do not
+	// count.
 	Ks []int
 }
 
@@ -42,7 +44,7 @@ func newExperiment(name, stage string, info artifacts.MetricsInfo, rows []artifa
 		if strings.HasPrefix(r.Scope, "type:") && !slices.Contains(e.Types, r.Scope) {
 			e.Types = append(e.Types, r.Scope)
 		}
-		if r.K > 0 && !slices.Contains(e.Ks, r.K) {
+		if r.K > 0 && r.Scope != "category" && !slices.Contains(e.Ks, r.K) {
 			e.Ks = append(e.Ks, r.K)
 		}
 	}
@@ -186,6 +188,16 @@ type perAttribute struct {
 	Rows        []artifacts.AttributeMetricRow
 }
 
+// rankNote says what "all pooled" and "all global" are; untyped
+// attributes have no pooled column to explain.
+func (r *report) rankNote() string {
+	const global = `"all global" ranks all attributes at once.`
+	if slices.ContainsFunc(r.Cols, func(c column) bool { return c.Name == "recall_all_pooled" }) {
+		return `"all pooled" ranks within each type and pools the hits; ` + global
+	}
+	return global
+}
+
 // categoryNote says what the category columns are, wherever they appear.
 const categoryNote = "\"cat top-3\" and \"cat top-5\" are category top-3 and top-5 accuracy, " +
 	"whatever the table's k."
@@ -267,7 +279,7 @@ func (r *report) Markdown() []byte {
 	for _, row := range rows[1:] {
 		line(row)
 	}
-	b.WriteString("\n\"all pooled\" ranks within each type and pools the hits; \"all global\" ranks all attributes at once.\n")
+	b.WriteString("\n" + r.rankNote() + "\n")
 	if slices.ContainsFunc(r.Cols, isCategory) {
 		b.WriteString(categoryNote + "\n")
 	}

@@ -2,9 +2,11 @@ package tabulate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -251,9 +253,10 @@ func TestParams(t *testing.T) {
 	if err := NewParams().Validate(); err != nil {
 		t.Error(err)
 	}
-	for _, p := range []Params{{K: 0, Reference: "auto"}, {K: 5, Reference: "paper"}} {
-		if err := p.Validate(); err == nil {
-			t.Errorf("%+v accepted", p)
+	for key, p := range map[string]Params{"k": {K: 0, Reference: "auto"}, "reference": {K: 5, Reference: "paper"}} {
+		err := p.Validate()
+		if pe := (*pipeline.ParamError)(nil); !errors.As(err, &pe) || pe.Key != key {
+			t.Errorf("%+v: Validate() = %v, want a *pipeline.ParamError about %s", p, err, key)
 		}
 	}
 }
@@ -351,5 +354,50 @@ func TestCategoryColumns(t *testing.T) {
 	}
 	if md = string(output(t, run, "markdown")); strings.Contains(md, "cat top") {
 		t.Errorf("no references, no categories: category columns shown:\n%s", md)
+	}
+}
+
+// TestCategoryOnlyK checks that the cut-offs evaluate writes only category
+// accuracy at (1, 3 and 5, whatever its k) do not pass for cut-offs the
+// attributes were evaluated at.
+func TestCategoryOnlyK(t *testing.T) {
+	run := newTabulateRunWith(t, map[int]float64{1: 0.7, 3: 0.8, 5: 0.9})
+	err := New().Run(t.Context(), run, &Params{K: 1, Reference: ReferenceNone})
+	want := "metrics of eval[backbone=vgg16]: not evaluated at k = 1 (only at [3 5 20])"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("tabulate at k = 1: %v, want an error saying %s", err, want)
+	}
+	if err != nil && strings.Contains(err.Error(), "compare") {
+		t.Errorf("error %q names the stage, which the engine does", err)
+	}
+}
+
+// TestUntyped checks the table of untyped attributes (a CSV dataset
+// without an attributes table): no per-type columns, and no note about a
+// pooled column that is not there.
+func TestUntyped(t *testing.T) {
+	run := pipelinetest.NewRun(t, "compare")
+	info, rows := fakeMetrics(0.3)
+	rows = slices.DeleteFunc(rows, func(r artifacts.MetricRow) bool {
+		return strings.HasPrefix(r.Scope, "type:") || r.Average == "pooled"
+	})
+	info.Attributes = 3
+	id, err := run.St.PutMetrics(info, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceAuto}); err != nil {
+		t.Fatal(err)
+	}
+	md := string(output(t, run, "markdown"))
+	cells := markdownCells(t, md, "evaluate")
+	for _, gone := range []string{"all pooled", "texture", "0"} {
+		if _, ok := cells[gone]; ok {
+			t.Errorf("untyped: column %q shown:\n%s", gone, md)
+		}
+	}
+	if strings.Contains(md, `"all pooled"`) || !strings.Contains(md, `"all global" ranks all attributes at once.`) {
+		t.Errorf("untyped: the note explains a pooled column that is not there:\n%s", md)
 	}
 }

@@ -25,14 +25,21 @@
 //     input is wired and the training samples have categories, the model
 //     gets a second head, one Gemm from the pooled features to a logit per
 //     category of the table (in table order), and the loss adds
-//     category_weight times the softmax cross-entropy over the samples
-//     that have a category. `true` makes a missing input or category an
-//     error, `false` leaves the head out. A sample whose category the
-//     table does not list is an error. The model's metadata records the
+//     category_weight (> 0, at most 1000) times the softmax cross-entropy
+//     over the samples that have a category. auto leaves the head out
+//     only when the input is not wired or no training sample has a
+//     category: training samples with category ids beside an empty table
+//     are an error. `true` makes a missing input or category an error,
+//     `false` leaves the head out; true and false may be spelt as any
+//     YAML boolean (True, FALSE). A sample whose category the table does
+//     not list is an error. The model's metadata records the
 //     category output and the categories (id, name, body type). A
 //     `model` input whose categories differ gets a fresh category layer
 //     (or loses it with `false`). The validation log line of each epoch
 //     gives the category top-1 and top-3 accuracy.
+//   - Validate reports each rejected parameter as a *pipeline.ParamError
+//     naming its key (phase2.batch_size), so that a pipeline file's error
+//     points at that key's line.
 //   - Checkpoints go to the run's workdir, so an interrupted stage resumes
 //     from its last epoch; a CPU run with one seed gives the same model
 //     and history bytes (the history's timing columns are left 0 for

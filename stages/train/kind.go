@@ -157,12 +157,21 @@ func readCategories(run pipeline.Run, p *Params, train *artifacts.Samples) ([]ar
 			labelled++
 		}
 	}
-	if len(cats) == 0 || labelled == 0 {
+	switch {
+	case len(cats) == 0 && labelled > 0:
+		// auto means "off" only for a dataset without categories: an empty
+		// table beside labelled samples is a wiring mistake (the table of
+		// another dataset), which training attributes only would hide.
+		ref := run.Inputs("categories")[0]
+		return nil, fmt.Errorf("categories: %d training samples have category ids, but the wired categories "+
+			"table (%s.%s) is empty; wire the table of the samples' dataset, or set categories: false",
+			labelled, ref.Stage, ref.Output)
+	case len(cats) == 0 || labelled == 0:
 		if p.Categories == CategoriesOn {
 			return nil, fmt.Errorf("categories: true, and the categories table has %d categories and "+
 				"%d training samples have one", len(cats), labelled)
 		}
-		run.Logger().Info("no category head: the dataset has no categories",
+		run.Logger().Info("no category head: the training samples have no categories",
 			"categories", len(cats), "labelled_train_samples", labelled)
 		return nil, nil
 	}

@@ -1,9 +1,11 @@
 package train
 
 import (
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -179,29 +181,50 @@ func TestStageTrainsFromSamples(t *testing.T) {
 	}
 }
 
+// TestParamsValidate checks each rejected value and the key its
+// *pipeline.ParamError names, which places the error in a pipeline file.
 func TestParamsValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(*Params)
+		key  string
 	}{
-		{"unknown backbone", func(p *Params) { p.Backbone = "alexnet" }},
-		{"freeze ratio", func(p *Params) { p.FreezeRatio = 1.5 }},
-		{"optimizer", func(p *Params) { p.Optimizer = "rmsprop" }},
-		{"pos_weight", func(p *Params) { p.PosWeight = "some" }},
-		{"best_by", func(p *Params) { p.BestBy = "accuracy" }},
-		{"nothing to train", func(p *Params) { p.Phase1.MaxEpochs, p.Phase2.MaxEpochs = 0, 0 }},
-		{"batch size", func(p *Params) { p.Phase2.BatchSize = 0 }},
-		{"categories", func(p *Params) { p.Categories = "yes" }},
-		{"category weight", func(p *Params) { p.CategoryWeight = 0 }},
+		{"unknown backbone", func(p *Params) { p.Backbone = "alexnet" }, "backbone"},
+		{"freeze ratio", func(p *Params) { p.FreezeRatio = 1.5 }, "freeze_ratio"},
+		{"optimizer", func(p *Params) { p.Optimizer = "rmsprop" }, "optimizer"},
+		{"momentum", func(p *Params) { p.Optimizer, p.Momentum = "sgd", 1 }, "momentum"},
+		{"weight decay", func(p *Params) { p.WeightDecay = -1 }, "weight_decay"},
+		{"pos_weight", func(p *Params) { p.PosWeight = "some" }, "pos_weight"},
+		{"best_by", func(p *Params) { p.BestBy = "accuracy" }, "best_by"},
+		{"nothing to train", func(p *Params) { p.Phase1.MaxEpochs, p.Phase2.MaxEpochs = 0, 0 }, "phase2.max_epochs"},
+		{"batch size", func(p *Params) { p.Phase2.BatchSize = 0 }, "phase2.batch_size"},
+		{"learning rate", func(p *Params) { p.Phase1.LearningRate = math.Inf(1) }, "phase1.learning_rate"},
+		{"negative steps", func(p *Params) { p.Phase1.StepsPerEpoch = -1 }, "phase1.steps_per_epoch"},
+		{"patience", func(p *Params) { p.LRPatience = -1 }, "lr_patience"},
+		{"categories", func(p *Params) { p.Categories = "yes" }, "categories"},
+		{"category weight", func(p *Params) { p.CategoryWeight = 0 }, "category_weight"},
+		{"category weight NaN", func(p *Params) { p.CategoryWeight = math.NaN() }, "category_weight"},
+		{"category weight too big", func(p *Params) { p.CategoryWeight = 1e300 }, "category_weight"},
 	} {
 		p := NewParams()
 		tc.edit(p)
-		if err := p.Validate(); err == nil {
+		err := p.Validate()
+		var pe *pipeline.ParamError
+		switch {
+		case err == nil:
 			t.Errorf("%s: Validate accepted %+v", tc.name, p)
+		case !errors.As(err, &pe) || pe.Key != tc.key:
+			t.Errorf("%s: Validate() = %v (key %v), want an error about key %s", tc.name, err, pe, tc.key)
 		}
 	}
 	if err := NewParams().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+	// A phase that does not run needs no batch size.
+	p := NewParams()
+	p.Phase2 = PhaseParams{}
+	if err := p.Validate(); err != nil {
+		t.Errorf("phase2 off: %v", err)
 	}
 }
 
@@ -301,7 +324,7 @@ func TestStageTrainsCategories(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cats []artifacts.Category
-		mode string
+		mode CategoryMode
 	}{
 		{"same categories", colourCategories, CategoriesAuto},
 		{"other categories", four, CategoriesOn},
@@ -329,11 +352,14 @@ func TestStageCategoryErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cats []artifacts.Category // nil: no categories input
-		mode string
+		mode CategoryMode
 		want string
 	}{
 		{"true without the input", nil, CategoriesOn, "needs the categories input"},
-		{"true without categories", []artifacts.Category{}, CategoriesOn, "has 0 categories"},
+		{"true without categories", []artifacts.Category{}, CategoriesOn,
+			"categories table (test-categories.categories) is empty"},
+		{"auto without categories", []artifacts.Category{}, CategoriesAuto,
+			"categories table (test-categories.categories) is empty"},
 		{"unlisted category", colourCategories[:2], CategoriesAuto, "has category 3, which the categories table"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -357,6 +383,62 @@ func TestStageCategoryErrors(t *testing.T) {
 	checkCategoryHead(t, trainedModel(t, run, p), nil)
 }
 
+// TestReadCategories checks when the category head is on: auto means
+// off only when the samples have no categories or the input is not wired.
+func TestReadCategories(t *testing.T) {
+	labelled := &artifacts.Samples{Image: []string{"a", "b"}, Category: []int32{2, 0}}
+	unlabelled := &artifacts.Samples{Image: []string{"a", "b"}, Category: []int32{0, 0}}
+	for _, tc := range []struct {
+		name    string
+		cats    []artifacts.Category // nil: no categories input
+		mode    CategoryMode
+		samples *artifacts.Samples
+		want    int    // categories of the head
+		wantErr string // "" for none
+	}{
+		{"auto", colourCategories, CategoriesAuto, labelled, 3, ""},
+		{"auto, not wired", nil, CategoriesAuto, labelled, 0, ""},
+		{"auto, samples without categories", colourCategories, CategoriesAuto, unlabelled, 0, ""},
+		{"auto, empty table and no categories", []artifacts.Category{}, CategoriesAuto, unlabelled, 0, ""},
+		{"auto, empty table beside category ids", []artifacts.Category{}, CategoriesAuto, labelled, 0,
+			"1 training samples have category ids, but the wired categories table " +
+				"(test-categories.categories) is empty"},
+		{"true, empty table beside category ids", []artifacts.Category{}, CategoriesOn, labelled, 0,
+			"the wired categories table (test-categories.categories) is empty"},
+		{"true, samples without categories", colourCategories, CategoriesOn, unlabelled, 0,
+			"categories: true, and the categories table has 3 categories and 0 training samples have one"},
+		{"false, empty table beside category ids", []artifacts.Category{}, CategoriesOff, labelled, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := pipelinetest.NewRun(t, "train")
+			if tc.cats != nil {
+				bindCategories(t, run, tc.cats)
+			}
+			p := NewParams()
+			p.Categories = tc.mode
+			cats, err := readCategories(run, p, tc.samples)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("readCategories: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("readCategories: %v, want an error saying %q", err, tc.wantErr)
+			case len(cats) != tc.want:
+				t.Errorf("%d categories, want %d", len(cats), tc.want)
+			}
+		})
+	}
+}
+
+// trainYAML is a pipeline with a train stage whose with: holds with.
+func trainYAML(with string) string {
+	return `stages:
+  split: {uses: partitions, with: {root: /data, layout: coarse}}
+  train:
+    uses: train
+    needs: {train: split.train, val: split.val, attributes: split.attributes, categories: split.categories}
+` + with
+}
+
 // TestCategoryParamsFromYAML checks the parameters as a pipeline file
 // spells them: `categories: true` is a YAML bool, decoded as "true".
 func TestCategoryParamsFromYAML(t *testing.T) {
@@ -364,37 +446,123 @@ func TestCategoryParamsFromYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const head = `stages:
-  split: {uses: partitions, with: {root: /data, layout: coarse}}
-  train:
-    uses: train
-    needs: {train: split.train, val: split.val, attributes: split.attributes, categories: split.categories}
-`
-	for with, want := range map[string]string{
-		"    with: {categories: true, category_weight: 0.5}\n":  "true",
-		"    with: {categories: false}\n":                       "false",
-		"    with: {categories: auto}\n":                        "auto",
-		"    with: {categories: maybe}\n":                       "categories \"maybe\"",
-		"    with: {categories: true, category_weight: -1}\n":   "category_weight -1",
-		"    with: {categories: true, category_weight: [1]}\n":  "cannot unmarshal !!seq",
-		"    with: {categories: true, categry_weight: 1}\n":     `did you mean "category_weight"`,
-		"    with: {categories: auto, category_weight: .inf}\n": "category_weight +Inf",
+	for _, tc := range []struct {
+		with, want string // want: a value of categories, or an error (with a space)
+	}{
+		{"    with: {categories: true, category_weight: 0.5}\n", "true"},
+		{"    with: {categories: True}\n", "true"},
+		{"    with: {categories: TRUE}\n", "true"},
+		{"    with: {categories: 'true'}\n", "true"},
+		{"    with: {categories: false}\n", "false"},
+		{"    with: {categories: False}\n", "false"},
+		{"    with: {categories: FALSE}\n", "false"},
+		{"    with: {categories: auto}\n", "auto"},
+		{"    with: {categories: maybe}\n", "parameter categories: \"maybe\": want auto, true or false"},
+		{"    with: {categories: Auto}\n", "parameter categories: \"Auto\": want auto, true or false"},
+		{"    with: {categories: [true]}\n", "parameter categories: a list: want auto, true or false"},
+		{"    with: {categories: true, category_weight: -1}\n", "category_weight -1"},
+		{"    with: {categories: true, category_weight: [1]}\n", "cannot unmarshal !!seq"},
+		{"    with: {categories: true, categry_weight: 1}\n", `did you mean "category_weight"`},
+		{"    with: {categories: auto, category_weight: .inf}\n", "category_weight +Inf"},
+		{"    with: {categories: auto, category_weight: 1e300}\n",
+			"category_weight 1e+300: want a weight > 0 and at most 1000"},
+		{"    with: {category_weight: 1000}\n", "auto"},
 	} {
-		p, err := pipeline.Parse("train.yaml", []byte(head+with), reg, nil)
-		if strings.Contains(want, " ") {
-			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "train.yaml:") {
-				t.Errorf("%s: err = %v, want a file:line error saying %q", strings.TrimSpace(with), err, want)
+		p, err := pipeline.Parse("train.yaml", []byte(trainYAML(tc.with)), reg, nil)
+		with := strings.TrimSpace(tc.with)
+		if strings.Contains(tc.want, " ") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), "train.yaml:6:") {
+				t.Errorf("%s: err = %v, want a train.yaml:6 error saying %q", with, err, tc.want)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("%s: %v", strings.TrimSpace(with), err)
+			t.Errorf("%s: %v", with, err)
 			continue
 		}
 		for _, st := range p.Stages {
-			if params, ok := st.Params.(*Params); ok && params.Categories != want {
-				t.Errorf("%s: categories = %q, want %q", strings.TrimSpace(with), params.Categories, want)
+			if params, ok := st.Params.(*Params); ok && string(params.Categories) != tc.want {
+				t.Errorf("%s: categories = %q, want %q", with, params.Categories, tc.want)
 			}
 		}
+	}
+}
+
+// TestParamErrorPositions checks that a rejected parameter is reported at
+// its own line and column, not at the first key under with:.
+func TestParamErrorPositions(t *testing.T) {
+	reg, err := pipeline.NewRegistry(New(), partitions.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, with, want string
+	}{
+		{"category_weight", `    with:
+      backbone: smallcnn
+      image_size: 32
+      category_weight: 0
+`, "train.yaml:9:24: stage train: invalid parameters: category_weight 0: want a weight > 0"},
+		{"categories", `    with:
+      backbone: smallcnn
+      categories: maybe
+`, `train.yaml:8:19: parameter categories: "maybe": want auto, true or false`},
+		{"nested batch_size", `    with:
+      backbone: smallcnn
+      phase1: {max_epochs: 1, batch_size: 16}
+      phase2:
+        max_epochs: 2
+        batch_size: 0
+`, "train.yaml:11:21: stage train: invalid parameters: phase2.batch_size 0: want > 0"},
+		{"two at once", `    with:
+      freeze_ratio: 2
+      phase1: {learning_rate: 0}
+`, "train.yaml:7:21: stage train: invalid parameters: freeze_ratio 2: want 0 to 1\n" +
+			"train.yaml:8:31: stage train: invalid parameters: phase1.learning_rate 0: want a finite rate > 0"},
+		{"from a parameter", `    with:
+      backbone: smallcnn
+      lr_factor: "${f}"
+`, "train.yaml:9:18: stage train: invalid parameters: lr_factor 2: want between 0 and 1"},
+		{"from the matrix", `    matrix: {category_weight: [1, 2000]}
+    with:
+      backbone: smallcnn
+      category_weight: 0.1
+`, "train.yaml:6:35: stage train[2000]: invalid parameters: category_weight 2000"},
+		{"both phases off", `    with:
+      phase1: {max_epochs: 0}
+      phase2: {batch_size: 8, max_epochs: 0}
+      image_size: 32
+`, "train.yaml:8:43: stage train: invalid parameters: phase1 and phase2: both have max_epochs 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := trainYAML(tc.with)
+			if strings.Contains(tc.with, "${f}") {
+				src = "params: {f: 2}\n" + src
+			}
+			_, err := pipeline.Parse("train.yaml", []byte(src), reg, nil)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error:\n%v\nwant one starting:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestMisspeltInput checks the hint for an input named in the singular.
+func TestMisspeltInput(t *testing.T) {
+	reg, err := pipeline.NewRegistry(New(), partitions.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `stages:
+  split: {uses: partitions, with: {root: /data, layout: coarse}}
+  train:
+    uses: train
+    needs: {train: split.train, val: split.val, attributes: split.attributes, category: split.categories}
+`
+	_, err = pipeline.Parse("train.yaml", []byte(src), reg, nil)
+	want := `kind train has no input "category" (did you mean "categories"?)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want one saying %s", err, want)
 	}
 }

@@ -6,10 +6,14 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"stitch/models/train"
 	"stitch/models/zoo"
+	"stitch/pipeline"
 )
 
 // Params are the parameters of a train stage.
@@ -58,8 +62,9 @@ type Params struct {
 	// the category, through a second head on the same features. auto
 	// turns it on when a `categories` input is wired and the training
 	// samples have categories; true makes their absence an error.
-	Categories string `yaml:"categories"`
-	// CategoryWeight multiplies the category cross-entropy in the loss.
+	Categories CategoryMode `yaml:"categories"`
+	// CategoryWeight multiplies the category cross-entropy in the loss;
+	// at most MaxCategoryWeight.
 	CategoryWeight float64 `yaml:"category_weight"`
 }
 
@@ -73,12 +78,57 @@ type PhaseParams struct {
 	LearningRate    float64 `yaml:"learning_rate"`
 }
 
+// CategoryMode is Params.Categories: auto, true or false.
+type CategoryMode string
+
 // Values of Params.Categories.
 const (
-	CategoriesAuto = "auto"
-	CategoriesOn   = "true"
-	CategoriesOff  = "false"
+	CategoriesAuto CategoryMode = "auto"
+	CategoriesOn   CategoryMode = "true"
+	CategoriesOff  CategoryMode = "false"
 )
+
+// UnmarshalYAML reads auto or a boolean, spelt any way a boolean
+// parameter may be (true, True, FALSE, ...); the strings "true" and
+// "false" are accepted too. Every spelling decodes to one of the three
+// values, so they give the same run key.
+func (m *CategoryMode) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch v := CategoryMode(n.Value); v {
+		case CategoriesAuto, CategoriesOn, CategoriesOff:
+			*m = v
+			return nil
+		}
+		var on bool
+		if err := n.Decode(&on); err == nil {
+			*m = CategoriesOff
+			if on {
+				*m = CategoriesOn
+			}
+			return nil
+		}
+	}
+	// The caller's message names the parameter already.
+	return fmt.Errorf("%s: want auto, true or false", yamlText(n))
+}
+
+// yamlText shows a node in an error: a scalar quoted, else what it is.
+func yamlText(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "an alias"
+}
+
+// MaxCategoryWeight bounds category_weight: far above it the category
+// loss swamps the attribute loss, and a huge weight overflows it to +Inf
+// at the first step.
+const MaxCategoryWeight = 1000
 
 // Normalize is the pixel preprocessing x = (p/scale - mean[c]) / std[c].
 type Normalize struct {
@@ -94,7 +144,7 @@ const MaxPosWeight = 100
 // NewParams returns the defaults of the notebook: a 496-wide head, 80% of
 // the backbone frozen in phase 2, 224 px, Adam, early stopping after 8
 // epochs and a tenfold learning-rate cut after 4 without improvement;
-// and the category head when there are categories, weighted 1.
+// and the category head when there are categories, weighted 0.1.
 func NewParams() *Params {
 	return &Params{
 		Backbone: "mobilenet_v2", Width: 1, Head: []int{496}, FreezeRatio: 0.8, ImageSize: 224,
@@ -106,68 +156,111 @@ func NewParams() *Params {
 	}
 }
 
-// Validate checks the parameters without touching the disk.
+// Validate checks the parameters without touching the disk. Each
+// problem is a *pipeline.ParamError naming its key, so that a pipeline
+// file's error points at the key's line.
 func (p *Params) Validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, pipeline.ParamErrorf(key, format, args...))
+	}
 	if _, path := backboneFile(p.Backbone); path == "" && !slices.Contains(zoo.Names(), p.Backbone) {
-		errs = append(errs, fmt.Errorf("backbone %q: want a zoo model (%s) or file:PATH",
-			p.Backbone, strings.Join(zoo.Names(), ", ")))
+		bad("backbone", "backbone %q: want a zoo model (%s) or file:PATH", p.Backbone, strings.Join(zoo.Names(), ", "))
 	}
 	if p.Width <= 0 {
-		errs = append(errs, fmt.Errorf("width %g: want > 0", p.Width))
+		bad("width", "width %g: want > 0", p.Width)
 	}
-	for _, h := range p.Head {
-		if h <= 0 {
-			errs = append(errs, fmt.Errorf("head %v: widths must be positive", p.Head))
-		}
+	if slices.ContainsFunc(p.Head, func(h int) bool { return h <= 0 }) {
+		bad("head", "head %v: widths must be positive", p.Head)
 	}
 	if p.FreezeRatio < 0 || p.FreezeRatio > 1 {
-		errs = append(errs, fmt.Errorf("freeze_ratio %g: want 0 to 1", p.FreezeRatio))
+		bad("freeze_ratio", "freeze_ratio %g: want 0 to 1", p.FreezeRatio)
 	}
 	if p.ImageSize < 32 {
-		errs = append(errs, fmt.Errorf("image_size %d: want at least 32", p.ImageSize))
+		bad("image_size", "image_size %d: want at least 32", p.ImageSize)
 	}
 	if p.CropMargin < 0 || p.CropMargin > 1 {
-		errs = append(errs, fmt.Errorf("crop_margin %g: want 0 to 1", p.CropMargin))
+		bad("crop_margin", "crop_margin %g: want 0 to 1", p.CropMargin)
 	}
 	if n := p.Normalize; n != nil && (n.Scale == 0 || n.Std[0] == 0 || n.Std[1] == 0 || n.Std[2] == 0) {
-		errs = append(errs, errors.New("normalize: scale and std must not be zero"))
+		bad("normalize", "normalize: scale and std must not be zero")
 	}
 	if p.PosWeight != "none" && p.PosWeight != "auto" && p.PosWeight != "input" {
-		errs = append(errs, fmt.Errorf("pos_weight %q: want none, auto or input", p.PosWeight))
+		bad("pos_weight", "pos_weight %q: want none, auto or input", p.PosWeight)
 	}
 	if err := p.optimizer().Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, &pipeline.ParamError{Key: p.optimizerKey(), Err: err})
 	}
 	for i, ph := range []PhaseParams{p.Phase1, p.Phase2} {
-		if ph.MaxEpochs < 0 || ph.StepsPerEpoch < 0 || ph.ValidationSteps < 0 {
-			errs = append(errs, fmt.Errorf("phase%d: negative counts", i+1))
-		}
-		if ph.MaxEpochs > 0 && (ph.BatchSize <= 0 || ph.LearningRate <= 0) {
-			errs = append(errs, fmt.Errorf("phase%d: batch_size %d and learning_rate %g must be positive",
-				i+1, ph.BatchSize, ph.LearningRate))
-		}
+		errs = append(errs, ph.validate(fmt.Sprintf("phase%d", i+1))...)
 	}
 	if p.Phase1.MaxEpochs == 0 && p.Phase2.MaxEpochs == 0 {
-		errs = append(errs, errors.New("phase1 and phase2: both have max_epochs 0, nothing to train"))
+		bad("phase2.max_epochs", "phase1 and phase2: both have max_epochs 0, nothing to train")
 	}
-	if p.Patience < 0 || p.LRPatience < 0 || p.MinDelta < 0 {
-		errs = append(errs, errors.New("patience, lr_patience and min_delta must not be negative"))
+	for _, c := range []struct {
+		key   string
+		value float64
+	}{{"patience", float64(p.Patience)}, {"lr_patience", float64(p.LRPatience)}, {"min_delta", p.MinDelta}} {
+		if c.value < 0 {
+			bad(c.key, "%s %g: must not be negative", c.key, c.value)
+		}
 	}
 	if p.LRPatience > 0 && (p.LRFactor <= 0 || p.LRFactor >= 1) {
-		errs = append(errs, fmt.Errorf("lr_factor %g: want between 0 and 1", p.LRFactor))
+		bad("lr_factor", "lr_factor %g: want between 0 and 1", p.LRFactor)
 	}
 	if p.BestBy != train.BestByValAUC && p.BestBy != train.BestByValLoss {
-		errs = append(errs, fmt.Errorf("best_by %q: want %s or %s", p.BestBy, train.BestByValAUC, train.BestByValLoss))
+		bad("best_by", "best_by %q: want %s or %s", p.BestBy, train.BestByValAUC, train.BestByValLoss)
 	}
 	if p.Categories != CategoriesAuto && p.Categories != CategoriesOn && p.Categories != CategoriesOff {
-		errs = append(errs, fmt.Errorf("categories %q: want auto, true or false", p.Categories))
+		bad("categories", "categories %q: want auto, true or false", p.Categories)
 	}
-	if !(p.CategoryWeight > 0) || math.IsInf(p.CategoryWeight, 0) {
-		errs = append(errs, fmt.Errorf("category_weight %g: want a finite weight > 0 (categories: false "+
-			"leaves the category head out)", p.CategoryWeight))
+	if !(p.CategoryWeight > 0 && p.CategoryWeight <= MaxCategoryWeight) {
+		bad("category_weight", "category_weight %g: want a weight > 0 and at most %d (categories: false "+
+			"leaves the category head out)", p.CategoryWeight, MaxCategoryWeight)
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks one phase; prefix is its key (phase1 or phase2).
+func (ph PhaseParams) validate(prefix string) []error {
+	var errs []error
+	for _, c := range []struct {
+		key   string
+		value int
+	}{{"max_epochs", ph.MaxEpochs}, {"steps_per_epoch", ph.StepsPerEpoch}, {"validation_steps", ph.ValidationSteps}} {
+		if c.value < 0 {
+			errs = append(errs, pipeline.ParamErrorf(prefix+"."+c.key, "%s.%s %d: must not be negative",
+				prefix, c.key, c.value))
+		}
+	}
+	if ph.MaxEpochs <= 0 {
+		return errs // a skipped phase needs no batch size or learning rate
+	}
+	if ph.BatchSize <= 0 {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".batch_size", "%s.batch_size %d: want > 0",
+			prefix, ph.BatchSize))
+	}
+	if !(ph.LearningRate > 0) || math.IsInf(ph.LearningRate, 0) {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".learning_rate", "%s.learning_rate %g: want a finite rate > 0",
+			prefix, ph.LearningRate))
+	}
+	return errs
+}
+
+// optimizerKey names the parameter an optimizer error is about, checking
+// in the order train.Optimizer.Validate does.
+func (p *Params) optimizerKey() string {
+	switch {
+	case p.Optimizer != train.Adam && p.Optimizer != train.SGD:
+		return "optimizer"
+	case p.Optimizer == train.SGD && (p.Momentum < 0 || p.Momentum >= 1):
+		return "momentum"
+	case p.WeightDecay < 0:
+		return "weight_decay"
+	case p.Optimizer == train.SGD && p.Nesterov:
+		return "nesterov"
+	}
+	return "optimizer"
 }
 
 func (p *Params) optimizer() train.Optimizer {
