@@ -3,6 +3,7 @@ package metrics
 import (
 	"math"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -201,4 +202,102 @@ func bruteAPAUC(s []float32, pos []bool) (ap, auc float64) {
 		ap += tpAt / p * tp / all
 	}
 	return ap, u / (p * nn)
+}
+
+// TestRankingMatchesSortingLarge checks every AP and AUC, per attribute and
+// micro, against a sort of each list, on data large enough that the
+// ranking pass's bucket tables, row chunks and attribute blocks all come
+// into play: long-tailed label frequencies, a score range per attribute,
+// and scores rounded so that some positives and negatives tie.
+func TestRankingMatchesSortingLarge(t *testing.T) {
+	const n, m = 3000, 70
+	rng := rand.New(rand.NewPCG(11, 3))
+	d := Data{NumAttributes: m, Scores: make([]float32, n*m), Labels: make([]int8, n*m)}
+	for i := range n {
+		for a := range m {
+			l := int8(-1)
+			if rng.Float64() < 0.3/float64(a+1) {
+				l = 1
+			}
+			if rng.IntN(50) == 0 {
+				l = 0
+			}
+			s := rng.NormFloat64() + float64(a%7) - 3
+			if l == 1 {
+				s += 1.5
+			}
+			if a%5 == 0 {
+				s = math.Round(s*64) / 64 // ties
+			}
+			d.Labels[i*m+a], d.Scores[i*m+a] = l, float32(s)
+		}
+	}
+	res, err := Evaluate(d, Options{Ks: []int{3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allS []float32
+	var allL []bool
+	for a := range m {
+		var s []float32
+		var l []bool
+		for i := range n {
+			if v := d.Labels[i*m+a]; v != 0 {
+				s = append(s, d.Scores[i*m+a])
+				l = append(l, v == 1)
+			}
+		}
+		allS, allL = append(allS, s...), append(allL, l...)
+		ap, auc, hasAP, hasAUC := sortedAPAUC(s, l)
+		if hasAP != res.Ranking.HasAP[a] || hasAUC != res.Ranking.HasAUC[a] ||
+			math.Abs(ap-res.Ranking.AP[a]) > 1e-9 || math.Abs(auc-res.Ranking.AUC[a]) > 1e-9 {
+			t.Errorf("a%d: AP %v AUC %v, by sorting %v %v", a, res.Ranking.AP[a], res.Ranking.AUC[a], ap, auc)
+		}
+	}
+	ap, auc, _, _ := sortedAPAUC(allS, allL)
+	if math.Abs(ap-res.Ranking.MicroAP) > 1e-9 || math.Abs(auc-res.Ranking.MicroAUC) > 1e-9 {
+		t.Errorf("micro: AP %v AUC %v, by sorting %v %v", res.Ranking.MicroAP, res.Ranking.MicroAUC, ap, auc)
+	}
+}
+
+// sortedAPAUC computes AP and AUC by sorting the scores, highest first,
+// and walking each group of equal scores at once.
+func sortedAPAUC(s []float32, pos []bool) (ap, auc float64, hasAP, hasAUC bool) {
+	idx := make([]int, len(s))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool { return s[idx[i]] > s[idx[j]] })
+	var p, nn float64
+	for _, v := range pos {
+		if v {
+			p++
+		} else {
+			nn++
+		}
+	}
+	var tp, fp, u float64
+	for i := 0; i < len(idx); {
+		j := i
+		var gp, gn float64
+		for ; j < len(idx) && s[idx[j]] == s[idx[i]]; j++ {
+			if pos[idx[j]] {
+				gp++
+			} else {
+				gn++
+			}
+		}
+		// Each negative of the group scores below every positive above
+		// the group and ties with the group's positives.
+		u += gn * (tp + gp/2)
+		tp, fp = tp+gp, fp+gn
+		if gp > 0 {
+			ap += gp / p * tp / (tp + fp)
+		}
+		i = j
+	}
+	if p > 0 && nn > 0 {
+		auc, hasAUC = u/(p*nn), true
+	}
+	return ap, auc, p > 0, hasAUC
 }
