@@ -88,6 +88,8 @@ type updater struct {
 	lr, stepSize, invSqrtBC2, decay string
 	// Constants shared by every parameter's update.
 	beta1, beta2, oneMinusBeta1, oneMinusBeta2, eps, wd, mu string
+	// flat is the Reshape shape [-1], added with the first flat view.
+	flat string
 }
 
 // newUpdater appends the per-step scalars computed from the learning rate
@@ -126,10 +128,53 @@ func newUpdater(b *graph.Builder, o Optimizer, lr, t string) *updater {
 	return u
 }
 
-// update appends the update of parameter p with gradient g and state
-// tensors states (StateNames order). The new parameter is written to newP
-// and the new states to newStates.
-func (u *updater) update(p, g string, states []string, newP string, newStates []string) {
+// update appends the update of parameter p, of the given shape, with
+// gradient g and state tensors states (StateNames order). The new
+// parameter is written to newP and the new states to newStates.
+//
+// A parameter of rank 2 or more is updated through flat views (Reshape
+// to one axis and back, which copies nothing): ONNX Runtime 1.24 runs an
+// elementwise op between a scalar and a tensor whose last axis has size 1
+// (a 1x1 convolution's [M, C, 1, 1] weight) about 90 times slower than
+// the same op on the values as one axis (measured here on [960, 160, 1, 1]:
+// 141 against 12,200 million elements/s). MobileNetV2's optimizer spent
+// 130 ms of a 900 ms step there.
+func (u *updater) update(p string, shape []int64, g string, states []string, newP string, newStates []string) error {
+	if len(shape) < 2 {
+		u.updateFlat(p, g, states, newP, newStates)
+		return nil
+	}
+	b := u.b
+	if u.flat == "" {
+		var err error
+		if u.flat, err = b.Int64Initializer("opt/flat_shape", []int64{-1}, 1); err != nil {
+			return err
+		}
+	}
+	back, err := b.Int64Initializer("opt/shape", shape, int64(len(shape)))
+	if err != nil {
+		return err
+	}
+	flat := func(x string) string { return b.Op("Reshape", "opt/flat", []string{x, u.flat}) }
+	flatStates := make([]string, len(states))
+	flatNew := make([]string, len(newStates))
+	for i, st := range states {
+		flatStates[i] = flat(st)
+		flatNew[i] = b.Name(newStates[i] + "_flat")
+	}
+	flatP := b.Name(newP + "_flat")
+	u.updateFlat(flat(p), flat(g), flatStates, flatP, flatNew)
+	for i, out := range append([]string{newP}, newStates...) {
+		in := append([]string{flatP}, flatNew...)[i]
+		if err := b.NodeTo("Reshape", "opt/unflat", []string{in, back}, []string{out}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateFlat is update on the values as they are, without flat views.
+func (u *updater) updateFlat(p, g string, states []string, newP string, newStates []string) {
 	b, o := u.b, u.o
 	if o.Kind == Adam {
 		u.adam(p, g, states[0], states[1], newP, newStates[0], newStates[1])

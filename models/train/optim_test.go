@@ -62,15 +62,19 @@ func TestOptimizersMatchReference(t *testing.T) {
 		{Kind: SGD, Momentum: 0.9, WeightDecay: 0.01},
 		{Kind: SGD, Momentum: 0.9, Nesterov: true},
 	} {
-		t.Run(fmt.Sprintf("%s_wd%g_mom%g_nesterov%v", o.Kind, o.WeightDecay, o.Momentum, o.Nesterov), func(t *testing.T) {
-			checkOptimizer(t, o)
-		})
+		// [7, 1, 1] takes the flat-view path of update.
+		for _, shape := range [][]int64{{7}, {7, 1, 1}} {
+			t.Run(fmt.Sprintf("%s_wd%g_mom%g_nesterov%v_%v", o.Kind, o.WeightDecay, o.Momentum, o.Nesterov, shape),
+				func(t *testing.T) { checkOptimizer(t, o, shape) })
+		}
 	}
 }
 
-func checkOptimizer(t *testing.T, o Optimizer) {
-	const n = 7
-	shape := []int64{n}
+func checkOptimizer(t *testing.T, o Optimizer, shape []int64) {
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
 	b := graph.New("update")
 	b.Input("p", graph.Float, shape)
 	b.Input("g", graph.Float, shape)
@@ -82,7 +86,9 @@ func checkOptimizer(t *testing.T, o Optimizer) {
 	}
 	b.Input("lr", graph.Float, []int64{1})
 	b.Input("t", graph.Float, []int64{1})
-	newUpdater(b, o, "lr", "t").update("p", "g", states, "new/p", news)
+	if err := newUpdater(b, o, "lr", "t").update("p", shape, "g", states, "new/p", news); err != nil {
+		t.Fatal(err)
+	}
 	outputs := append([]string{"new/p"}, news...)
 	for _, name := range outputs {
 		b.Output(name, graph.Float, shape)

@@ -105,7 +105,9 @@ func appendUpdate(b *graph.Builder, out *Graph, o Optimizer, grads map[string]st
 		for i, s := range states {
 			news[i] = newPrefix + s
 		}
-		u.update(t.Name, grads[t.Name], states, newPrefix+t.Name, news)
+		if err := u.update(t.Name, t.Shape, grads[t.Name], states, newPrefix+t.Name, news); err != nil {
+			return err
+		}
 	}
 	for _, t := range out.Params {
 		out.Inputs = append(out.Inputs, t.Name)
