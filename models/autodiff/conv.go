@@ -153,7 +153,7 @@ func (b *builder) stridedPointwiseInputGrad(p convPlan, w, dy string) string {
 
 // convWeightGrad returns dW, through convWeightGradGemm or per sample: X
 // unfolded (a grouped one-hot Conv), a MatMul per sample and group against
-// dY, and a ReduceSum over the batch.
+// dY, and a sum over the batch.
 func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
 	// Per group, the per-sample products make N [K, M/g] matrices (K =
 	// C/g*k) to sum, and the Gemm transposes N*(K+M/g)*L values: the Gemm
@@ -199,7 +199,7 @@ func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
 			dT = b.op("Transpose", "dYT", []string{d4}, attrIs("perm", []int64{0, 1, 3, 2}))
 		}
 		pt := b.op("MatMul", "dWT", []string{u4, dT})
-		pt = b.op("ReduceSum", "dWT", []string{pt, b.ints([]int64{0})}, attrI("keepdims", 0))
+		pt = b.sumBatch(pt, []int64{nb, g, kk, mg})
 		if mg == 1 {
 			return b.reshape(pt, p.w)
 		}
@@ -207,9 +207,26 @@ func (b *builder) convWeightGrad(p convPlan, x, dy string) string {
 	} else {
 		uT := b.op("Transpose", "uT", []string{u4}, attrIs("perm", []int64{0, 1, 3, 2}))
 		pg = b.op("MatMul", "dW", []string{d4, uT})
-		pg = b.op("ReduceSum", "dW", []string{pg, b.ints([]int64{0})}, attrI("keepdims", 0))
+		pg = b.sumBatch(pg, []int64{nb, g, mg, kk})
 	}
 	return b.reshape(pg, p.w)
+}
+
+// sumBatch sums t, of the given shape, over its first axis: a row of ones
+// times t seen as a matrix. ONNX Runtime 1.24's ReduceSum over the leading
+// axis is slow here (measured on [32, 1, 1152, 128]: 6.6 ms, against
+// 0.36 ms for this MatMul).
+func (b *builder) sumBatch(t string, shape []int64) string {
+	ones := make([]float64, shape[0])
+	rest := int64(1)
+	for i := range ones {
+		ones[i] = 1
+	}
+	for _, d := range shape[1:] {
+		rest *= d
+	}
+	sum := b.op("MatMul", "sumN", []string{b.floats(ones, 1, shape[0]), b.reshape(t, []int64{shape[0], rest})})
+	return b.reshape(sum, shape[1:])
 }
 
 // convWeightGradGemm computes dW[m, c, i, j] = Σ_{n,l} dY[n, m, l] U[c, i, j, n, l],

@@ -35,7 +35,7 @@
 //	                    the kernel taps of the padded, batch-transposed input (strided
 //	                    Slices) stacked by one Concat;
 //	                    else (early layers, depthwise): per sample, X unfolded by a grouped
-//	                    one-hot Conv, batched MatMul per group against dY, ReduceSum over N
+//	                    one-hot Conv, batched MatMul per group against dY, summed over N
 //	                    dB: ReduceSum(dY, [0,2,3]); auto_pad SAME_*/VALID resolved to pads
 //	Gemm                one Gemm per input, transA/transB swapped to absorb transposes;
 //	                    alpha kept, dC = beta*dY summed over broadcast axes
