@@ -87,10 +87,12 @@
 //     size 1 ([960, 160, 1, 1]): 141 million elements/s against 12,200 on
 //     the same values as one axis (models/train updates parameters
 //     through flat views for this reason).
-//   - Still open: the kernel flips (Slice with step -1, ~300 elements/us:
-//     9 ms per 512x512x3x3 weight, a third of ResNet18's layer4 input
-//     gradient) and the zero interleave of strided 1x1 input gradients
-//     (Pad on [.., 1, .., 1] axes, 4 to 7 ms each). The forward Convs run
+//   - A kernel flip by Slice with steps -1 (~300 elements/us): 13.9 ms
+//     with its Transpose on a 512x512x3x3 weight; the taps reversed by
+//     Split and Concat after the Transpose take 7.6 ms (flipKernel).
+//   - Still open: the flip is still a third of a ResNet18 layer4 input
+//     gradient; the zero interleave of strided 1x1 input gradients (Pad
+//     on [.., 1, .., 1] axes) takes 4 to 7 ms each. The forward Convs run
 //     3.2x slower than with constant weights (MobileNetV2 at 112 px: 241
 //     against 771 images/s), since ONNX Runtime prepacks and reorders
 //     (NCHWc) only constant filters; that is the largest remaining cost.
