@@ -3,6 +3,11 @@
 // attribute's positive rate in the training samples, so its top k are
 // always the k most frequent attributes. Evaluated like a model, it is the
 // row "what you get without looking at the pixels".
+//
+// With a categories table wired (input `categories`) and training samples
+// that have categories, it also scores every category by its share of the
+// training images, so its category top k are the k most frequent
+// categories (ties to the lower id, as evaluate ranks them).
 package baseline
 
 import (
@@ -29,6 +34,8 @@ func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
 		{Name: "train", Kind: artifacts.KindSamples, Doc: "training samples: the attribute frequencies"},
 		{Name: "samples", Doc: "the samples (or images) to predict"},
+		{Name: "categories", Kind: artifacts.KindCategories, Optional: true,
+			Doc: "categories to score by training frequency"},
 	}
 }
 
@@ -64,6 +71,25 @@ func (kind) Run(ctx context.Context, run pipeline.Run, _ any) error {
 	for range samples.Image {
 		pred.Scores = append(pred.Scores, freq...)
 	}
+	if id, ok := run.Input("categories"); ok {
+		table, err := store.GetCategories(id)
+		if err != nil {
+			return fmt.Errorf("baseline %s: categories: %w", run.Stage(), err)
+		}
+		catFreq, err := CategoryFrequencies(train, table)
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", run.Stage(), err)
+		}
+		if catFreq == nil {
+			run.Logger().Info("the training samples have no categories; no category scores")
+		} else {
+			pred.Categories, pred.NumCategories = table, len(table)
+			pred.CategoryScores = make([]float32, 0, samples.Len()*len(table))
+			for range samples.Image {
+				pred.CategoryScores = append(pred.CategoryScores, catFreq...)
+			}
+		}
+	}
 	id, err := store.PutPredictions(pred)
 	if err != nil {
 		return fmt.Errorf("baseline %s: %w", run.Stage(), err)
@@ -95,4 +121,36 @@ func Frequencies(s *artifacts.Samples) []float32 {
 		}
 	}
 	return freq
+}
+
+// CategoryFrequencies returns, in the order of table, each category's
+// share of the training rows that have a category; nil when no row has
+// one. A row whose category is not in the table is an error.
+func CategoryFrequencies(s *artifacts.Samples, table []artifacts.Category) ([]float32, error) {
+	col := make(map[int32]int, len(table))
+	for i, c := range table {
+		col[int32(c.ID)] = i
+	}
+	counts := make([]int, len(table))
+	rows := 0
+	for i, c := range s.Category {
+		if c == 0 {
+			continue
+		}
+		j, ok := col[c]
+		if !ok {
+			return nil, fmt.Errorf("training sample %s has category id %d, which the categories table lacks",
+				s.Image[i], c)
+		}
+		counts[j]++
+		rows++
+	}
+	if rows == 0 {
+		return nil, nil
+	}
+	freq := make([]float32, len(table))
+	for j, n := range counts {
+		freq[j] = float32(n) / float32(rows)
+	}
+	return freq, nil
 }

@@ -62,3 +62,51 @@ func TestRunPredictsTrainingFrequencies(t *testing.T) {
 		t.Errorf("predictions (-want +got):\n%s", diff)
 	}
 }
+
+func TestRunScoresCategoriesByTrainingFrequency(t *testing.T) {
+	run := pipelinetest.NewRun(t, "baseline")
+	train := samples([]int8{1, -1, 1, 1, -1, -1, 1, 1}, "a", "b", "c", "d")
+	train.Category = []int32{7, 3, 7, 0} // 7 twice, 3 once, one row without
+	trainID, err := run.St.PutSamples(train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testID, err := run.St.PutSamples(samples([]int8{-1, -1, 1, 1}, "x", "y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := []artifacts.Category{{ID: 3, Name: "Tee"}, {ID: 5, Name: "Skirt"}, {ID: 7, Name: "Dress"}}
+	catID, err := run.St.PutCategories(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Bind("train", trainID)
+	run.Bind("samples", testID)
+	run.Bind("categories", catID)
+	if err := New().Run(t.Context(), run, &Params{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := run.Output("predictions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, err := run.St.GetPredictions(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := float32(1) / 3
+	want := &artifacts.Predictions{NumAttributes: 2, Image: []string{"x", "y"},
+		Scores:        []float32{0.75, 0.5, 0.75, 0.5},
+		NumCategories: 3, Categories: table,
+		CategoryScores: []float32{third, 0, 2 * third, third, 0, 2 * third}}
+	if diff := cmp.Diff(want, pred); diff != "" {
+		t.Errorf("predictions (-want +got):\n%s", diff)
+	}
+
+	// A training category the table lacks is an error naming the image.
+	train.Category[3] = 9
+	if _, err := CategoryFrequencies(train, table); err == nil ||
+		err.Error() != "training sample d has category id 9, which the categories table lacks" {
+		t.Errorf("unknown category: got %v", err)
+	}
+}
