@@ -28,4 +28,6 @@ const (
 	// MetaHeight and MetaWidth give the pixel size of an images table.
 	MetaHeight = "stitch.height"
 	MetaWidth  = "stitch.width"
+	// MetaImagesFingerprint is a samples table's Samples.ImagesFingerprint.
+	MetaImagesFingerprint = "stitch.images_fingerprint"
 )

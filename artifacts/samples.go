@@ -21,10 +21,15 @@ const (
 // columns. Row i's labels are Labels[i*NumAttributes : (i+1)*NumAttributes].
 type Samples struct {
 	// Root is the absolute folder that Image paths are relative to.
-	Root          string
-	NumAttributes int
-	Image         []string
-	Partition     []string
+	Root string
+	// ImagesFingerprint is the content fingerprint of the image folder
+	// when partitions checked the images (check_images): edited images
+	// then change the table's id, and every stage that reads the pixels
+	// runs again. Empty otherwise.
+	ImagesFingerprint string
+	NumAttributes     int
+	Image             []string
+	Partition         []string
 	// Category is the 1-based category id, 0 when there is none.
 	Category []int32
 	// BBox is x1, y1, x2, y2 in pixels; HasBBox says whether row i has one.
@@ -60,14 +65,18 @@ func (s *Samples) Append(src *Samples, i int) {
 	}
 }
 
-// EmptyLike returns an empty Samples with the same root, width and size.
+// EmptyLike returns an empty Samples with the same root, images
+// fingerprint, width and size.
 func (s *Samples) EmptyLike() *Samples {
-	return &Samples{Root: s.Root, NumAttributes: s.NumAttributes, Height: s.Height, Width: s.Width}
+	return &Samples{Root: s.Root, ImagesFingerprint: s.ImagesFingerprint, NumAttributes: s.NumAttributes,
+		Height: s.Height, Width: s.Width}
 }
 
 // SamplesSchema returns the schema of a samples table (images=false) or an
-// images table (images=true) with n attributes.
-func SamplesSchema(n int, root string, images bool, height, width int) *arrow.Schema {
+// images table (images=true) like head: its attribute count, root, images
+// fingerprint and, for images, pixel size.
+func SamplesSchema(head *Samples, images bool) *arrow.Schema {
+	n := head.NumAttributes
 	fields := []arrow.Field{
 		{Name: "image", Type: arrow.BinaryTypes.String},
 		{Name: "partition", Type: arrow.BinaryTypes.String},
@@ -76,12 +85,15 @@ func SamplesSchema(n int, root string, images bool, height, width int) *arrow.Sc
 		{Name: "landmarks", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32), Nullable: true},
 		{Name: "labels", Type: arrow.FixedSizeListOf(int32(n), arrow.PrimitiveTypes.Int8)},
 	}
-	kv := []string{MetaRoot, root, MetaAttributes, strconv.Itoa(n)}
+	kv := []string{MetaRoot, head.Root, MetaAttributes, strconv.Itoa(n)}
+	if head.ImagesFingerprint != "" {
+		kv = append(kv, MetaImagesFingerprint, head.ImagesFingerprint)
+	}
 	kind := KindSamples
 	if images {
 		fields = append(fields, arrow.Field{Name: "pixels", Type: arrow.BinaryTypes.Binary})
 		kind = KindImages
-		kv = append(kv, MetaHeight, strconv.Itoa(height), MetaWidth, strconv.Itoa(width))
+		kv = append(kv, MetaHeight, strconv.Itoa(head.Height), MetaWidth, strconv.Itoa(head.Width))
 	}
 	return arrow.NewSchema(fields, withKind(kind, kv...))
 }
@@ -90,7 +102,7 @@ func SamplesSchema(n int, root string, images bool, height, width int) *arrow.Sc
 // s.Pixels is set.
 func (st *Store) PutSamples(s *Samples) (ID, error) {
 	images := s.Pixels != nil
-	schema := SamplesSchema(s.NumAttributes, s.Root, images, s.Height, s.Width)
+	schema := SamplesSchema(s, images)
 	if len(s.Labels) != s.Len()*s.NumAttributes {
 		return ID{}, fmt.Errorf("put samples: %d labels for %d rows x %d attributes",
 			len(s.Labels), s.Len(), s.NumAttributes)
@@ -157,7 +169,8 @@ func samplesFromTable(tbl arrow.Table) (*Samples, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Samples{Root: metaString(md, MetaRoot), NumAttributes: n}
+	s := &Samples{Root: metaString(md, MetaRoot), ImagesFingerprint: metaString(md, MetaImagesFingerprint),
+		NumAttributes: n}
 	if kind == KindImages {
 		if s.Height, err = metaInt(md, MetaHeight); err != nil {
 			return nil, err

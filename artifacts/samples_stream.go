@@ -38,7 +38,7 @@ func (st *Store) WriteSamples(head *Samples, batchRows int, fill func(*SamplesWr
 	if images && (head.Height <= 0 || head.Width <= 0) {
 		return ID{}, fmt.Errorf("write samples: images table of %dx%d pixels", head.Height, head.Width)
 	}
-	schema := SamplesSchema(head.NumAttributes, head.Root, images, head.Height, head.Width)
+	schema := SamplesSchema(head, images)
 	return st.Write(func(w io.Writer) error {
 		// The IPC writer issues many small writes; the store's file is not
 		// buffered.

@@ -531,14 +531,15 @@ func (r *runner) remember(n *node, key string, outs map[string]artifacts.ID) {
 func (r *runner) execute(ctx context.Context, n *node, key string) (outs map[string]artifacts.ID, err error) {
 	s := n.stage
 	run := &stageRun{
-		stage:    s,
-		store:    r.w.store,
-		logger:   r.logger.With("stage", s.Name),
-		settings: r.opts.Settings,
-		inputs:   n.inputsOf,
-		workdir:  r.w.workPath(key),
-		outputs:  map[string]artifacts.ID{},
-		observer: r.opts.Observer,
+		stage:     s,
+		store:     r.w.store,
+		logger:    r.logger.With("stage", s.Name),
+		settings:  r.opts.Settings,
+		inputs:    n.inputsOf,
+		workdir:   r.w.workPath(key),
+		outputs:   map[string]artifacts.ID{},
+		observer:  r.opts.Observer,
+		externals: n.prepared.externals,
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -578,6 +579,8 @@ type stageRun struct {
 	inputs   map[string][]InputRef
 	workdir  string
 	observer Observer
+	// externals are the fingerprints of the run key (prepare).
+	externals map[string]string
 
 	mu      sync.Mutex
 	outputs map[string]artifacts.ID
@@ -589,6 +592,11 @@ func (r *stageRun) Logger() *slog.Logger          { return r.logger }
 func (r *stageRun) Settings() Settings            { return r.settings }
 func (r *stageRun) Store() *artifacts.Store       { return r.store }
 func (r *stageRun) Inputs(name string) []InputRef { return slices.Clone(r.inputs[name]) }
+
+func (r *stageRun) External(path string) (string, bool) {
+	fp, ok := r.externals[path]
+	return fp, ok
+}
 
 func (r *stageRun) Progress() Progress {
 	return progressFunc(func(phase string, done, total int, note string) {

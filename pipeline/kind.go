@@ -122,4 +122,7 @@ type Run interface {
 	// failed or interrupted run (so training can resume from a checkpoint)
 	// and is removed after a successful one.
 	Workdir() (string, error)
+	// External returns the content fingerprint, part of this run's key, of
+	// a path the kind's Externals returned, and whether there is one.
+	External(path string) (string, bool)
 }

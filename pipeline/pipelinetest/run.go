@@ -23,6 +23,8 @@ type Run struct {
 	Log       *slog.Logger
 	St        *artifacts.Store
 	Dir       string
+	// Externals are the fingerprints External returns, by path.
+	Externals map[string]string
 
 	mu      sync.Mutex
 	outputs map[string]artifacts.ID
@@ -87,6 +89,11 @@ func (r *Run) SetOutput(name string, id artifacts.ID) {
 }
 
 func (r *Run) Workdir() (string, error) { return r.Dir, os.MkdirAll(r.Dir, 0o755) }
+
+func (r *Run) External(path string) (string, bool) {
+	fp, ok := r.Externals[path]
+	return fp, ok
+}
 
 type discard struct{}
 

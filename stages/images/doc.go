@@ -57,11 +57,11 @@
 //
 // The kind declares no external files (it is not a pipeline.ExternalReader):
 // which files it reads depends on the samples table, which Externals, given
-// only the parameters, cannot see. The run key therefore covers the
-// samples artifact (paths, boxes, labels, root), the parameters and the
-// kind's version, not the bytes of the image files. The partitions stage's
-// check_images: true fingerprints the img folder and checks that every
-// listed image exists, but its samples tables hold no pixels, so images
-// edited in place under the same names leave this stage's key unchanged
-// and its output cached: rerun it with `stitch run --force STAGE`.
+// only the parameters, cannot see. The run key covers the samples artifact
+// (paths, boxes, labels, root), the parameters and the kind's version.
+// When partitions ran with check_images: true, the samples also carry the
+// image folder's content fingerprint, so edited images give a new key and
+// this stage runs again. Without it, images edited in place under the
+// same names leave the key unchanged and the output cached: rerun with
+// `stitch run --force STAGE`.
 package images

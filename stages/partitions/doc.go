@@ -88,6 +88,16 @@
 // table (or, in a CSV, above 10,000). check_images: true stats every listed
 // image and fails naming the first missing ones.
 //
+// # Cache key
+//
+// The run key covers the annotation files and, with check_images: true,
+// the image folder (img/, or the CSV dataset's root), by content. That
+// folder's fingerprint is then also written into the samples tables
+// (schema metadata stitch.images_fingerprint), so an image edited in
+// place under the same name gives new samples ids and reruns images,
+// train, predict and everything after them. Without check_images the
+// samples hold paths only and an edited image reruns nothing.
+//
 // # Speed
 //
 // The list files are read with a hand-written byte scanner over a 4 MB

@@ -22,7 +22,9 @@ type Params struct {
 	// AttrType keeps only the attributes of one type (coarse: 1 texture,
 	// 2 fabric, 3 shape, 4 part, 5 style; fine: the group id); 0 keeps all.
 	AttrType int `yaml:"attr_type"`
-	// CheckImages verifies that every listed image exists.
+	// CheckImages verifies that every listed image exists, and puts the
+	// image folder's content fingerprint into the samples tables, so that
+	// editing an image reruns every stage that reads the pixels.
 	CheckImages bool `yaml:"check_images"`
 	// CSV configures the csv layout.
 	CSV CSVParams `yaml:"csv"`
@@ -80,7 +82,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "partitions" }
-func (kind) Version() string { return "1" }
+func (kind) Version() string { return "2" }
 
 // Inputs has one optional input, after: artifacts that must exist before
 // the dataset is read (a synth stage's manifest). They are not read; they
@@ -152,6 +154,23 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	if p.CheckImages {
 		if err := checkImages(ctx, ds); err != nil {
 			return err
+		}
+		// The image folder's fingerprint goes into the samples tables, so
+		// that edited images rerun every stage that reads the pixels.
+		root, err := p.root()
+		if err != nil {
+			return err
+		}
+		var fps []string
+		for _, dir := range imageFolders(root, p) {
+			fp, ok := run.External(dir)
+			if !ok {
+				return fmt.Errorf("check images: %s has no fingerprint in the run key", dir)
+			}
+			fps = append(fps, fp)
+		}
+		for _, s := range ds.Partitions {
+			s.ImagesFingerprint = strings.Join(fps, ",")
 		}
 	}
 
