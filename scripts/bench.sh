@@ -67,6 +67,6 @@ for spec in smallcnn_64px:smallcnn mobilenet_v2_112px:mobilenet_v2 resnet18_112p
 	ratio="-"
 	[ -n "$ips" ] && [ -n "$ref" ] && ratio=$(awk -v a="$ips" -v b="$ref" 'BEGIN {printf "%.2fx torch", a / b}')
 	printf '%-44s %-22s %s\n' "train $name, batch 32 (torch ${ref:-n/a} img/s)" "${ips:-"-"} img/s, $ratio" ">= 1.5x torch"
-	printf '%-44s %-22s %s\n' "  one whole-batch graph instead of 2 shards" "${single:-"-"} img/s" ""
+	printf '%-44s %-22s %s\n' "  one whole-batch graph on one thread" "${single:-"-"} img/s" ""
 done
 exit $status

@@ -13,7 +13,7 @@ import (
 // parameter trainable and the batch preallocated: the figure to put next
 // to ../shared/bench/torch_reference.py. The first variant of each model
 // is what the train stage runs on the CPU (AutoReplicas); "_single" is one
-// step graph on all threads.
+// step graph, on one thread like every CPU training session (NewStepper).
 func BenchmarkTrainStep(b *testing.B) {
 	needORT(b)
 	for _, c := range []struct {

@@ -3,21 +3,22 @@ package train
 import (
 	"errors"
 	"fmt"
-	"runtime"
 
 	"golang.org/x/sync/errgroup"
 	"stitch/models/ort"
 )
 
 // replicated is what a Stepper runs a replicated step (Graph.Replicas)
-// with: one session per shard, each on its share of the intra-op threads,
-// reading the same parameter tensors and writing its own gradients, then
-// the update session that sums them. On a CPU with few cores this
-// measured faster than one session on all threads: a convolution of batch
-// 32 parallelises poorly over 2 threads, two independent shards need not.
+// with: one session per shard, reading the same parameter tensors and
+// writing its own gradients, then the update session that sums them. On a
+// CPU with few cores this measured faster than one session on all
+// threads: a convolution of batch 32 parallelises poorly over 2 threads,
+// two independent shards need not. On the CPU each session has one
+// thread (see NewStepper) and up to `concurrent` shards run at once.
 type replicated struct {
-	sessions []*ort.Session
-	update   *ort.Session
+	sessions   []*ort.Session
+	update     *ort.Session
+	concurrent int
 	// Per shard: gradients in Params order, loss, and views of the shard's
 	// rows of the Stepper's logits and category logits.
 	grads             [][]*ort.Tensor[float32]
@@ -36,25 +37,19 @@ type batchShard struct {
 
 // openReplicated opens the shard and update sessions of s's step and
 // allocates their outputs; s's logits must exist.
-func (s *Stepper) openReplicated(opts ort.Options) (*replicated, error) {
-	r := &replicated{}
-	err := r.open(s, opts)
+func (s *Stepper) openReplicated(opts, updateOpts ort.Options, concurrent int) (*replicated, error) {
+	r := &replicated{concurrent: concurrent}
+	err := r.open(s, opts, updateOpts)
 	if err != nil {
 		return nil, errors.Join(err, r.close())
 	}
 	return r, nil
 }
 
-func (r *replicated) open(s *Stepper, opts ort.Options) error {
+func (r *replicated) open(s *Stepper, opts, updateOpts ort.Options) error {
 	step := s.step
-	threads := opts.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
-	shardOpts := opts
-	shardOpts.Threads = max(1, threads/step.Replicas)
 	for range step.Replicas {
-		sess, err := ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, shardOpts, ort.NoSpinning)
+		sess, err := ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning)
 		if err != nil {
 			return fmt.Errorf("shard session: %w", err)
 		}
@@ -62,7 +57,7 @@ func (r *replicated) open(s *Stepper, opts ort.Options) error {
 	}
 	up := step.Update
 	var err error
-	if r.update, err = ort.NewSessionWithConfig(up.Model, up.Inputs, up.Outputs, opts, ort.NoSpinning); err != nil {
+	if r.update, err = ort.NewSessionWithConfig(up.Model, up.Inputs, up.Outputs, updateOpts, ort.NoSpinning); err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
 
@@ -180,6 +175,7 @@ func (s *Stepper) replicatedStep(b *Batch) (float32, error) {
 	cur := s.sets[s.cur]
 	params := cur[:len(s.step.Params)]
 	var g errgroup.Group
+	g.SetLimit(max(1, r.concurrent))
 	for k, sess := range r.sessions {
 		sh := b.shards[k]
 		inputs := []ort.Value{sh.x, sh.y, sh.mask, s.posWeight}
