@@ -95,6 +95,10 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 	}
 	switch len(found) {
 	case 0:
+		if variants := matrixVariants(known, arg); len(variants) > 0 {
+			return nil, "", usagef("%s names a matrix stage: name one of its variants, %s",
+				arg, strings.Join(variants, ", "))
+		}
 		return nil, "", usagef("no recorded run of stage %q in this workspace%s", arg, suggest.Hint(arg, known))
 	case 1:
 		return found[0], output, nil
@@ -105,6 +109,25 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 	}
 	return nil, "", usagef("stage %q is in several pipelines (%s): pick one with --pipeline",
 		arg, strings.Join(pipes, ", "))
+}
+
+// matrixVariants returns, for arg "base" or "base.output" where base is
+// a matrix stage, its recorded variants base[...] (with ".output").
+func matrixVariants(stages []string, arg string) []string {
+	variants := func(base, suffix string) []string {
+		var out []string
+		for _, st := range stages {
+			if strings.HasPrefix(st, base+"[") && strings.HasSuffix(st, "]") && !slices.Contains(out, st+suffix) {
+				out = append(out, st+suffix)
+			}
+		}
+		return out
+	}
+	out := variants(arg, "")
+	if i := strings.LastIndexByte(arg, '.'); len(out) == 0 && i > 0 {
+		out = variants(arg[:i], arg[i:])
+	}
+	return out
 }
 
 func sortedOutputs(m map[string]artifacts.ID) []string {
