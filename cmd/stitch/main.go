@@ -104,11 +104,12 @@ func main() {
 
 // runMain runs one command line and returns the exit status.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ks []pipeline.Kind) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		topUsage(stderr)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		topUsage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
 	}
 	i := slices.IndexFunc(commands, func(c *command) bool { return c.name == args[0] })

@@ -74,6 +74,16 @@ func TestExitCodes(t *testing.T) {
 	if code := runMain(t.Context(), []string{"rnu"}, &bytes.Buffer{}, &bytes.Buffer{}, nil); code != exitUsage {
 		t.Errorf("unknown command: exit %d", code)
 	}
+	// No command is a usage error: the usage goes to stderr.
+	var out, errOut bytes.Buffer
+	if code := runMain(t.Context(), nil, &out, &errOut, nil); code != exitUsage || out.Len() > 0 ||
+		!strings.Contains(errOut.String(), "Usage: stitch COMMAND") {
+		t.Errorf("no command: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if code, _, errOut := stitch(t, t.Context(), dir, "synth", "--out", filepath.Join(dir, "s"), "--n", "0"); code != exitUsage ||
+		!strings.Contains(errOut, "n 0, want 1 to 10000000") {
+		t.Errorf("synth --n 0: exit %d, stderr %q", code, errOut)
+	}
 }
 
 // binDir holds the test binary; TestMain removes it.

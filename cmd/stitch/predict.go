@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"strings"
@@ -38,7 +39,11 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 				return usagef("--threads %d: want 0 (all cores) or more", *threads)
 			}
 			for _, path := range args {
-				if info, err := os.Stat(path); err == nil && info.IsDir() {
+				info, err := os.Stat(path)
+				switch {
+				case errors.Is(err, os.ErrNotExist):
+					return usagef("%s: no such image file", path)
+				case err == nil && info.IsDir():
 					return usagef("%s is a folder, not an image", path)
 				}
 			}

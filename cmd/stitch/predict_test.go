@@ -112,6 +112,7 @@ func TestPredictBadFlags(t *testing.T) {
 		{[]string{"--model", "m.onnx", "--top", "-1", "a.jpg"}, "--top -1: want at least 1"},
 		{[]string{"--model", "m.onnx", "--threads", "-1", "a.jpg"}, "--threads -1"},
 		{[]string{"--model", "m.onnx", dir}, "is a folder, not an image"},
+		{[]string{"--model", "m.onnx", dir + "/missing.jpg"}, "missing.jpg: no such image file"},
 	} {
 		code, _, stderr := stitch(t, t.Context(), dir, append([]string{"predict"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {

@@ -31,6 +31,9 @@ stitch run pipelines/demo.yaml --set data=data/synth`,
 			}
 			opts := defaults
 			opts.Out, opts.N, opts.Seed, opts.Size, opts.UnknownFraction = *out, *n, *seed, *size, *unknown
+			if err := opts.Validate(); err != nil {
+				return usagef("%v", err)
+			}
 			sum, err := synth.Generate(ctx, opts)
 			if err != nil {
 				return err

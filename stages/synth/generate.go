@@ -63,7 +63,9 @@ func Attributes() (names []string, coarseTypes, fineGroups []int) {
 	return names, coarseTypes, fineGroups
 }
 
-func (o *Options) validate() error {
+// Validate checks the options: an output folder, n, size and the unknown
+// fraction in range.
+func (o *Options) Validate() error {
 	switch {
 	case o.Out == "":
 		return errors.New("synth: no output folder")
@@ -107,7 +109,7 @@ type sample struct {
 // (Seed, index), so images are drawn in parallel yet the output depends
 // on the options only.
 func Generate(ctx context.Context, opts Options) (Summary, error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return Summary{}, err
 	}
 	for _, dir := range []string{"img", "Anno", "Anno_fine", "Eval"} {

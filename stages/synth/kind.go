@@ -42,7 +42,7 @@ func (p *Params) Validate() error {
 		return errors.New("out: the folder to write is required")
 	}
 	o := p.options()
-	return o.validate()
+	return o.Validate()
 }
 
 func (p *Params) options() Options {
