@@ -184,9 +184,13 @@ func (w *Workspace) Run(ctx context.Context, p *Pipeline, opts Options) (*Result
 	}
 	started := time.Now()
 	// A record that says "running" first, so that a run killed with
-	// SIGKILL still shows in `stitch log`; it is replaced at the end.
+	// SIGKILL still shows in `stitch log`, and in `status` for the stages
+	// it lists as not run yet; it is replaced at the end.
 	begun := &RunRecord{ID: runID(started), Pipeline: p.Name, File: p.File, Args: opts.Args,
 		Started: started, Outcome: OutcomeRunning, PID: os.Getpid()}
+	for _, s := range selected {
+		begun.Stages = append(begun.Stages, StageRun{Stage: s.Name, Kind: s.Kind.Name(), State: StateNotRun})
+	}
 	if err := w.writeRunRecord(begun); err != nil {
 		w.logger.Warn("could not write the run record", "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -17,6 +18,7 @@ var (
 	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	durationType        = reflect.TypeFor[time.Duration]()
 )
 
 // field is one parameter of a kind's parameter struct, by its yaml name.
@@ -236,24 +238,78 @@ func (d *paramDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	}
 	m := reflect.MakeMap(v.Type())
 	for _, p := range d.l.pairs(n, "parameter "+path) {
-		key := reflect.New(v.Type().Key())
-		if err := p.key.Decode(key.Interface()); err != nil {
-			d.l.errorf(p.key, "parameter %s: key: %s", path, yamlMessage(err))
+		key := reflect.New(v.Type().Key()).Elem()
+		if err := decodeScalar(p.key, key); err != nil {
+			d.l.errorf(p.key, "parameter %s: key: %v", path, err)
 			continue
 		}
 		val := reflect.New(v.Type().Elem()).Elem()
 		d.decode(p.val, val, joinPath(path, p.key.Value))
-		m.SetMapIndex(key.Elem(), val)
+		m.SetMapIndex(key, val)
 	}
 	v.Set(m)
 }
 
-// leaf hands one value to yaml.v3, which knows every scalar type, and
-// rewrites its error to carry our line:column and parameter path.
+// leaf decodes one value and rewrites its error to carry our line:column
+// and parameter path.
 func (d *paramDecoder) leaf(n *yaml.Node, v reflect.Value, path string) {
-	if err := n.Decode(v.Addr().Interface()); err != nil {
-		d.l.errorf(n, "parameter %s: %s", path, yamlMessage(err))
+	if err := decodeScalar(n, v); err != nil {
+		d.l.errorf(n, "parameter %s: %v", path, err)
 	}
+}
+
+// decodeScalar hands n to yaml.v3, which knows every scalar type, except
+// a float for an integer, which yaml.v3 would truncate (16.9 to 16).
+func decodeScalar(n *yaml.Node, v reflect.Value) error {
+	if isInteger(v) && n.ShortTag() == "!!float" {
+		return setIntegral(n, v)
+	}
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		return errors.New(yamlMessage(err))
+	}
+	return nil
+}
+
+// isInteger reports whether v holds an integer that yaml.v3 decodes
+// itself. A time.Duration is left out too: yaml.v3 refuses floats for it.
+func isInteger(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Type() != durationType && !selfDecoding(v)
+	}
+	return false
+}
+
+// setIntegral sets integer v from float scalar n. A float that is a whole
+// number in v's range (10.0, 1e3) is that integer, so it hashes as one;
+// anything else (16.9, .nan) is an error, which never names a Go type.
+func setIntegral(n *yaml.Node, v reflect.Value) error {
+	var f float64
+	if err := n.Decode(&f); err != nil {
+		return errors.New(yamlMessage(err))
+	}
+	if f != math.Trunc(f) || math.IsInf(f, 0) { // NaN differs from itself
+		return fmt.Errorf("want an integer, got %s", n.Value)
+	}
+
+	bits := v.Type().Bits()
+	switch v.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if f < 0 || f >= math.Ldexp(1, bits) {
+			return fmt.Errorf("want an integer from 0 to %d, got %s", uint64(math.MaxUint64)>>(64-bits), n.Value)
+		}
+		v.SetUint(uint64(f))
+	default:
+		// Compared as floats: 2^63 is the first one out of range, and
+		// converting it would wrap.
+		if f < -math.Ldexp(1, bits-1) || f >= math.Ldexp(1, bits-1) {
+			hi := int64(math.MaxInt64) >> (64 - bits)
+			return fmt.Errorf("want an integer from %d to %d, got %s", -hi-1, hi, n.Value)
+		}
+		v.SetInt(int64(f))
+	}
+	return nil
 }
 
 func selfDecoding(v reflect.Value) bool {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -209,9 +210,7 @@ func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 
 	vars, varNames := l.params(paramsNode, sets)
 	if seed, ok := vars["seed"]; ok {
-		if err := seed.Decode(&p.Seed); err != nil {
-			l.errorf(seed, "params.seed: want an integer: %s", yamlMessage(err))
-		}
+		p.Seed = l.seed(seed)
 	}
 
 	if stagesNode == nil {
@@ -253,6 +252,21 @@ func (l *loader) scalar(n *yaml.Node, what string) string {
 	return n.Value
 }
 
+// seed decodes the pipeline's `params.seed`.
+func (l *loader) seed(n *yaml.Node) int64 {
+	what := "params.seed: "
+	if _, ok := l.sets[n]; ok {
+		what = "" // the position, "--set seed=...", says it
+	}
+	var seed int64
+	if tag := n.ShortTag(); tag != "!!int" && tag != "!!float" {
+		l.errorf(n, "%swant an integer, got %s", what, describe(n))
+	} else if err := decodeScalar(n, reflect.ValueOf(&seed).Elem()); err != nil {
+		l.errorf(n, "%s%v", what, err)
+	}
+	return seed
+}
+
 // params returns the pipeline parameters with --set applied, by name.
 func (l *loader) params(n *yaml.Node, sets []string) (map[string]*yaml.Node, []string) {
 	vars := map[string]*yaml.Node{}
@@ -272,8 +286,12 @@ func (l *loader) params(n *yaml.Node, sets []string) (map[string]*yaml.Node, []s
 			continue
 		}
 		if _, known := vars[k]; !known {
-			l.errs = append(l.errs, &SpecError{Pos: pos,
-				Msg: fmt.Sprintf("no parameter %q in params:%s", k, hintFor(k, names))})
+			msg := fmt.Sprintf("no parameter %q: the pipeline declares no params", k)
+			if len(names) > 0 {
+				msg = fmt.Sprintf("no parameter %q in params%s; the pipeline declares %s",
+					k, hintFor(k, names), strings.Join(names, ", "))
+			}
+			l.errs = append(l.errs, &SpecError{Pos: pos, Msg: msg})
 			continue
 		}
 		// The value is a YAML scalar, so --set lr=1e-4 is a float and
@@ -284,6 +302,10 @@ func (l *loader) params(n *yaml.Node, sets []string) (map[string]*yaml.Node, []s
 				{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}}}
 		}
 		vars[k] = node.Content[0]
+		if l.sets == nil {
+			l.sets = map[*yaml.Node]string{}
+		}
+		l.sets[node.Content[0]] = set
 	}
 	return vars, names
 }

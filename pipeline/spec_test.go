@@ -390,7 +390,7 @@ func TestMatrixListNames(t *testing.T) {
 		want   []string
 	}{
 		{"{sizes: [[32], [128]]}", []string{"p[128]", "p[32]"}},
-		{"{sizes: [[32, 64], [32], [1.5, 0x10]]}", []string{"p[32]", "p[32x64]", "p[[1.5, 0x10]]"}},
+		{"{sizes: [[32, 64], [32], [1.5e1, 0x10]]}", []string{"p[32]", "p[32x64]", "p[[1.5e1, 0x10]]"}},
 		{"{labels: [[relu], [relu, tanh]]}", []string{"p[[relu, tanh]]", "p[relu]"}},
 		{"{labels: [[a, b]], sizes: [[1, 2]]}", []string{"p[[a, b],1x2]"}},
 	}

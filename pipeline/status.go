@@ -44,6 +44,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	ro := *w
 	ro.readOnly = true // verify without discarding: status changes nothing
 	byName := map[string]*StageStatus{}
+	var attempts map[string]string // read from the run records when first needed
 	// Preallocated so the pointers kept in byName stay valid.
 	out := make([]StageStatus, 0, len(stages))
 	for _, s := range stages {
@@ -55,6 +56,13 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		last, err := w.LastRecord(p.Name, s.Name)
 		if err != nil {
 			return nil, err
+		}
+		attempt := ""
+		if last == nil {
+			if attempts == nil {
+				attempts = w.lastAttempts(p.Name)
+			}
+			attempt = attempts[s.Name]
 		}
 
 		inputs := map[string][]InputRef{}
@@ -74,7 +82,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		stale = slices.Compact(stale)
 
 		if len(stale) > 0 {
-			st.Reasons = diffRecord(last, s, prep, nil)
+			st.Reasons = diffRecord(last, attempt, s, prep, nil)
 			for _, up := range stale {
 				st.Reasons = append(st.Reasons, fmt.Sprintf("upstream `%s` is stale", up))
 			}
@@ -91,7 +99,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 					st.Reasons = []string{"cached from an earlier run"}
 				}
 			default:
-				st.Reasons = diffRecord(last, s, prep, inputs)
+				st.Reasons = diffRecord(last, attempt, s, prep, inputs)
 				if len(st.Reasons) == 0 && missing != "" {
 					st.Reasons = []string{missing}
 				}
@@ -104,6 +112,49 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		byName[s.Name] = &out[len(out)-1]
 	}
 	return out, nil
+}
+
+// lastAttempts returns, by stage, how the latest run of pipeline that
+// attempted the stage ended, where that was no success: "last run
+// failed", "last run interrupted" or "last run killed". A run that let
+// the stage out (its upstream failed, another stage's failure stopped
+// the run) does not count: the run before it says.
+func (w *Workspace) lastAttempts(pipeline string) map[string]string {
+	out := map[string]string{}
+	runs, err := w.RunRecords()
+	if err != nil {
+		// The records only refine "never run"; status works without them.
+		w.logger.Warn("could not read the run records", "err", err)
+		return out
+	}
+	done := map[string]bool{}
+	for _, r := range slices.Backward(runs) {
+		if r.Pipeline != pipeline {
+			continue
+		}
+		ended := r.Outcome
+		if ended == OutcomeRunning {
+			if !r.Killed() {
+				continue // in progress: nothing has ended yet
+			}
+			ended = "killed"
+		}
+		for _, sr := range r.Stages {
+			if done[sr.Stage] {
+				continue
+			}
+			switch {
+			case sr.State == StateFailed || sr.State == StateInterrupted:
+				out[sr.Stage] = "last run " + string(sr.State)
+			case sr.State == StateNotRun && (ended == "interrupted" || ended == "killed"):
+				out[sr.Stage] = "last run " + ended // stopped before the stage started
+			case sr.State != StateRan && sr.State != StateCached:
+				continue // not attempted: upstream failed, or stopped by another's failure
+			}
+			done[sr.Stage] = true
+		}
+	}
+	return out
 }
 
 // cached is the read-only form of runner.hit: the outputs cached under
@@ -131,11 +182,15 @@ func (w *Workspace) cached(key string, s *Stage, memo *verifyMemo) (map[string]a
 	return entry.Outputs, ""
 }
 
-// diffRecord explains how a stage differs from its last recorded run.
-// inputs nil means they are not known (an upstream stage is stale).
-func diffRecord(last *StageRecord, s *Stage, prep stageKeyInputs, inputs map[string][]InputRef) []string {
+// diffRecord explains how a stage differs from its last recorded run; a
+// stage without one says how its last attempt ended (attempt) or that
+// there was none. inputs nil means they are not known (an upstream stage
+// is stale).
+func diffRecord(last *StageRecord, attempt string, s *Stage, prep stageKeyInputs,
+	inputs map[string][]InputRef,
+) []string {
 	if last == nil {
-		return []string{"never run"}
+		return []string{cmpOr(attempt, "never run")}
 	}
 	var why []string
 	if last.Kind != s.Kind.Name() {
@@ -179,21 +234,19 @@ func diffRecord(last *StageRecord, s *Stage, prep stageKeyInputs, inputs map[str
 }
 
 func diffInput(name string, old []InputRecord, now []InputRef) string {
-	refs := func() string {
-		var parts []string
-		for _, r := range now {
-			parts = append(parts, r.Stage+"."+r.Output)
-		}
-		return strings.Join(parts, ", ")
+	var oldRefs, nowRefs []string
+	for _, r := range old {
+		oldRefs = append(oldRefs, r.Stage+"."+r.Output)
 	}
-	if len(old) != len(now) {
-		return fmt.Sprintf("input `%s` now reads %s", name, cmpOr(refs(), "nothing"))
+	for _, r := range now {
+		nowRefs = append(nowRefs, r.Stage+"."+r.Output)
+	}
+	if !slices.Equal(oldRefs, nowRefs) {
+		return fmt.Sprintf("input `%s` now reads %s (was %s)", name,
+			cmpOr(strings.Join(nowRefs, ", "), "nothing"), cmpOr(strings.Join(oldRefs, ", "), "nothing"))
 	}
 	for i := range old {
-		switch {
-		case old[i].Stage != now[i].Stage || old[i].Output != now[i].Output:
-			return fmt.Sprintf("input `%s` now reads %s (was %s.%s)", name, refs(), old[i].Stage, old[i].Output)
-		case old[i].ID != now[i].ID:
+		if old[i].ID != now[i].ID {
 			return fmt.Sprintf("input `%s.%s` changed", now[i].Stage, now[i].Output)
 		}
 	}

@@ -145,7 +145,9 @@ type RunRecord struct {
 	Outcome  string    `json:"outcome"` // ok, failed, interrupted or running
 	// PID is the process that ran it: a record still "running" whose
 	// process is gone was killed (see Killed).
-	PID    int        `json:"pid,omitempty"`
+	PID int `json:"pid,omitempty"`
+	// Stages are the stages the run selected, all "not run" while it
+	// runs: what a killed run leaves.
 	Stages []StageRun `json:"stages"`
 }
 

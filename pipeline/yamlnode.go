@@ -18,16 +18,22 @@ type loader struct {
 	file   string
 	errs   SpecErrors
 	budget int
-	active map[*yaml.Node]bool // alias targets being expanded
+	active map[*yaml.Node]bool   // alias targets being expanded
+	sets   map[*yaml.Node]string // values given by --set, by the flag's text
 }
 
 func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
 	l.errs = append(l.errs, &SpecError{Pos: l.pos(n), Msg: fmt.Sprintf(format, args...)})
 }
 
+// pos returns where n is written: in the file, or in a --set flag,
+// which has no line.
 func (l *loader) pos(n *yaml.Node) Pos {
 	if n == nil {
 		return Pos{File: l.file}
+	}
+	if set, ok := l.sets[n]; ok {
+		return Pos{File: "--set " + set}
 	}
 	return Pos{File: l.file, Line: n.Line, Col: n.Column}
 }
@@ -249,6 +255,11 @@ func (l *loader) interpolate(n *yaml.Node, vars map[string]*yaml.Node, names []s
 		}
 		out := deepCopy(v)
 		out.Line, out.Column = n.Line, n.Column
+		if _, ok := l.sets[v]; ok {
+			// Lines inside a --set value are not the file's: a list's
+			// items are placed at the reference too.
+			placeAt(out, n)
+		}
 		return out
 	}
 
@@ -290,6 +301,13 @@ func (l *loader) interpolate(n *yaml.Node, vars map[string]*yaml.Node, names []s
 	// can become a float); a quoted one stays a string.
 	out.Tag = ""
 	return &out
+}
+
+func placeAt(n, at *yaml.Node) {
+	n.Line, n.Column = at.Line, at.Column
+	for _, c := range n.Content {
+		placeAt(c, at)
+	}
 }
 
 func wholeRef(s string) (string, bool) {

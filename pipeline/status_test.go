@@ -1,0 +1,110 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"stitch/pipeline"
+)
+
+// A gathered input whose variants come in another order says the whole
+// list it read before, not its first entry.
+func TestStatusInputWasWholeList(t *testing.T) {
+	f := newFixture(t)
+	src := "stages: {a: {uses: source, matrix: {value: [x, y]}}, b: {uses: join, needs: {in: a.out}}}"
+	f.mustRun(src)
+	reordered := strings.Replace(src, "[x, y]", "[y, x]", 1)
+	want := map[string][]string{"b": {"input `in` now reads a[y].out, a[x].out (was a[x].out, a[y].out)"}}
+	if diff := cmp.Diff(want, f.status(reordered)); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+}
+
+// A stage whose only attempt failed says so; what it feeds was never run.
+func TestStatusLastRunFailed(t *testing.T) {
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "fail")
+	writeFile(t, marker, "")
+	src := "params: {m: x}\nstages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, " +
+		"with: {fail_if: \"${m}\"}}, c: {uses: upper, needs: {in: b.out}}}"
+	if _, _, err := f.run(src, pipeline.Options{}, "m="+marker); err == nil {
+		t.Fatal("run: no error, want b to fail")
+	}
+	want := map[string][]string{"b": {"last run failed"}, "c": {"never run", "upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(src, "m="+marker)); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+
+	// A run that stops at a before reaching b leaves b's failure the last.
+	if _, _, err := f.run(src, pipeline.Options{Targets: []string{"a"}}, "m="+marker); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, f.status(src, "m="+marker)); diff != "" {
+		t.Errorf("status after a run of a alone (-want +got):\n%s", diff)
+	}
+}
+
+// recordOn keeps, when stage starts, the run record written so far.
+type recordOn struct {
+	cancelOn
+	w      *pipeline.Workspace
+	record **pipeline.RunRecord
+}
+
+func (o recordOn) StageStarted(stage string) {
+	if stage == o.stage {
+		runs, _ := o.w.RunRecords() // the test fails below when there is none
+		for _, r := range runs {
+			if r.Outcome == pipeline.OutcomeRunning {
+				*o.record = r
+			}
+		}
+	}
+	o.cancelOn.StageStarted(stage)
+}
+
+// An interrupted stage, and one a killed run had yet to finish, say so
+// rather than "never run".
+func TestStatusLastRunInterruptedOrKilled(t *testing.T) {
+	f := newFixture(t)
+	src := "stages: {a: {uses: source}, b: {uses: slow, needs: {in: a.out}, with: {steps: 100, step_ms: 20}}, " +
+		"c: {uses: upper, needs: {in: b.out}}}"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var begun *pipeline.RunRecord
+	obs := recordOn{cancelOn{"b", cancel}, f.w, &begun}
+	res, _ := f.w.Run(ctx, parse(t, f.reg, src), pipeline.Options{Observer: obs})
+	want := map[string][]string{"b": {"last run interrupted"}, "c": {"last run interrupted", "upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(src)); diff != "" {
+		t.Errorf("status after the interrupt (-want +got):\n%s", diff)
+	}
+
+	// The record as it stood while b ran, left by a process that is gone,
+	// is what a killed run leaves.
+	if begun == nil {
+		t.Fatal("no running record while b ran")
+	}
+	begun.PID = 1 << 30 // above any pid_max: no such process
+	data, err := json.Marshal(begun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(f.dir, pipeline.MetaDir, "runs", res.RunID+".json"), string(data))
+	want = map[string][]string{"b": {"last run killed"}, "c": {"last run killed", "upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(src)); diff != "" {
+		t.Errorf("status after the kill (-want +got):\n%s", diff)
+	}
+	if err := os.Remove(filepath.Join(f.dir, pipeline.MetaDir, "runs", res.RunID+".json")); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][]string{"b": {"never run"}, "c": {"never run", "upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(src)); diff != "" {
+		t.Errorf("status without run records (-want +got):\n%s", diff)
+	}
+}
