@@ -3,6 +3,7 @@ package images
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 
 	"go.yaml.in/yaml/v3"
@@ -23,22 +24,38 @@ type Size [2]int
 // UnmarshalYAML reads a number or a two-item sequence.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
-		var side int
-		if err := n.Decode(&side); err != nil {
+		side, err := sizeSide(n)
+		if err != nil {
 			return err
 		}
 		*s = Size{side, side}
 		return nil
 	}
-	var hw []int
-	if err := n.Decode(&hw); err != nil {
-		return err
+	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
+		return fmt.Errorf("image_size: want a number or [height, width], got %d items", len(n.Content))
 	}
-	if len(hw) != 2 {
-		return fmt.Errorf("image_size: want a number or [height, width], got %d items", len(hw))
+	var hw [2]int
+	for i, c := range n.Content {
+		var err error
+		if hw[i], err = sizeSide(c); err != nil {
+			return err
+		}
 	}
 	*s = Size{hw[0], hw[1]}
 	return nil
+}
+
+// sizeSide reads one side in pixels: a whole number (32.0 is 32; 32.5
+// is an error, not 32).
+func sizeSide(n *yaml.Node) (int, error) {
+	var f float64
+	if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil {
+		return 0, fmt.Errorf("image_size: want a number of pixels, got %q", n.Value)
+	}
+	if f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
+		return 0, fmt.Errorf("image_size: want a whole number of pixels, got %s", n.Value)
+	}
+	return int(f), nil
 }
 
 // Params are the parameters of an images stage.
