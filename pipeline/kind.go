@@ -51,6 +51,15 @@ type ExternalReader interface {
 	Externals(params any) ([]string, error)
 }
 
+// WiringChecker is implemented by kinds with parameters that need an
+// optional input wired (train's `categories: true` needs `categories`).
+// CheckWiring is called at load time, after Validate, with whether each
+// input is in the stage's `needs:`; its *ParamError values are reported
+// at the parameter's line, before anything runs.
+type WiringChecker interface {
+	CheckWiring(params any, wired func(input string) bool) error
+}
+
 // Reporter is implemented by kinds whose outputs a person wants to see at
 // the end of `stitch run` (tabulate prints its main table). It is called
 // for fresh and cached runs alike.

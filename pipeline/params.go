@@ -76,8 +76,9 @@ func paramNames(k Kind) []string {
 // decodeParams decodes `with:` into a fresh parameter struct of kind k,
 // strictly: an unknown key is an error naming the closest valid one, a
 // type error names its line and column. Validate is called if present;
-// each error it returns is reported at the key it names (paramNode).
-func (l *loader) decodeParams(k Kind, with *yaml.Node, stage string) any {
+// each error it returns is reported at the key it names (paramNode), or
+// at the stage's key when there is no `with:`.
+func (l *loader) decodeParams(k Kind, with, stageKey *yaml.Node, stage string) any {
 	params := k.NewParams()
 	v := reflect.ValueOf(params)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
@@ -93,13 +94,36 @@ func (l *loader) decodeParams(k Kind, with *yaml.Node, stage string) any {
 		return params
 	}
 	if val, ok := params.(interface{ Validate() error }); ok {
-		if err := val.Validate(); err != nil {
-			for _, e := range splitJoined(err) {
-				l.errorf(paramNode(with, e), "stage %s: invalid parameters: %v", stage, e)
-			}
-		}
+		l.paramErrors(with, stageKey, stage, val.Validate())
 	}
 	return params
+}
+
+// paramErrors reports each error in err at the parameter it names.
+func (l *loader) paramErrors(with, stageKey *yaml.Node, stage string, err error) {
+	if err == nil {
+		return
+	}
+	for _, e := range splitJoined(err) {
+		at := paramNode(with, e)
+		if at == nil {
+			at = stageKey
+		}
+		l.errorf(at, "stage %s: invalid parameters: %v", stage, e)
+	}
+}
+
+// checkWiring asks a WiringChecker kind whether s's parameters, decoded
+// without error, agree with the inputs its needs wire.
+func (l *loader) checkWiring(k Kind, s *Stage, with, stageKey *yaml.Node, needs map[string]*yaml.Node) {
+	wc, ok := k.(WiringChecker)
+	if !ok || s.Params == nil {
+		return
+	}
+	l.paramErrors(with, stageKey, s.Name, wc.CheckWiring(s.Params, func(input string) bool {
+		_, ok := needs[input]
+		return ok
+	}))
 }
 
 // splitJoined returns the errors that errors.Join (or anything that reads

@@ -426,7 +426,11 @@ func (l *loader) expandStage(p *Pipeline, rs *rawStage, raws map[string]*rawStag
 			}
 			// Each variant decodes its own copy: Params is a pointer the
 			// kind may keep.
-			s.Params = l.decodeParams(rs.kind, with, s.Name)
+			before := len(l.errs)
+			s.Params = l.decodeParams(rs.kind, with, rs.key, s.Name)
+			if len(l.errs) == before {
+				l.checkWiring(rs.kind, s, with, rs.key, needs)
+			}
 			s.Explicit = explicitKeys(with)
 			rs.needNodes[s] = needs
 			rs.expanded = append(rs.expanded, s)

@@ -53,6 +53,22 @@ stages:
   a:
     uses: sourse
 `, []string{`p.yaml:4:11: stage a: unknown stage kind "sourse" (did you mean "source"?)`}},
+		{"required parameter, no with", `
+stages:
+  a:
+    uses: needy
+`, []string{`p.yaml:3:3: stage a: invalid parameters: name is required`}},
+		{"parameter needing an unwired input", `
+stages:
+  s: {uses: source}
+  a:
+    uses: needy
+    with: {name: x, use_extra: true}
+  b:
+    uses: needy
+    needs: {extra: s.out}
+    with: {name: y, use_extra: true}
+`, []string{`p.yaml:6:32: stage a: invalid parameters: use_extra: true needs the extra input`}},
 		{"unknown parameter", `
 stages:
   a:

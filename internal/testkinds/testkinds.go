@@ -57,7 +57,7 @@ func (c *Counter) Take() map[string]int {
 
 // All returns the test kinds, counting runs in c (which may be nil).
 func All(c *Counter) []pipeline.Kind {
-	return []pipeline.Kind{source{c}, upper{c}, join{c}, number{c}, slow{c}, pair{c}}
+	return []pipeline.Kind{source{c}, upper{c}, join{c}, number{c}, slow{c}, pair{c}, needy{c}}
 }
 
 var textSchema = arrow.NewSchema([]arrow.Field{{Name: "line", Type: arrow.BinaryTypes.String}},
@@ -365,6 +365,52 @@ func (s slow) Run(ctx context.Context, run pipeline.Run, params any) error {
 		return err
 	}
 	id, err := putLines(run.Store(), append(lines, fmt.Sprintf("steps=%d seed=%d", p.Steps, run.Seed())))
+	if err != nil {
+		return err
+	}
+	run.SetOutput("out", id)
+	return nil
+}
+
+// needy has a required parameter and one that needs its optional input
+// wired, to test where load-time parameter errors point.
+type needy struct{ c *Counter }
+
+// NeedyParams are needy's parameters.
+type NeedyParams struct {
+	// Name is required.
+	Name string `yaml:"name"`
+	// UseExtra needs the extra input.
+	UseExtra bool `yaml:"use_extra"`
+}
+
+// Validate requires name.
+func (p *NeedyParams) Validate() error {
+	if p.Name == "" {
+		return pipeline.ParamErrorf("name", "name is required")
+	}
+	return nil
+}
+
+func (needy) Name() string    { return "needy" }
+func (needy) Version() string { return "1" }
+func (needy) Inputs() []pipeline.Port {
+	return []pipeline.Port{{Name: "extra", Kind: "text", Optional: true}}
+}
+func (needy) Outputs() []pipeline.Port { return []pipeline.Port{text("out", "the name")} }
+func (needy) NewParams() any           { return &NeedyParams{} }
+
+// CheckWiring requires extra when use_extra is set.
+func (needy) CheckWiring(params any, wired func(string) bool) error {
+	if params.(*NeedyParams).UseExtra && !wired("extra") {
+		return pipeline.ParamErrorf("use_extra", "use_extra: true needs the extra input")
+	}
+	return nil
+}
+
+func (n needy) Run(ctx context.Context, run pipeline.Run, params any) error {
+	n.c.add(run.Stage())
+	id, err := putLines(run.Store(), []string{params.(*NeedyParams).Name})
 	if err != nil {
 		return err
 	}
