@@ -401,6 +401,18 @@ func TestCSVBadInput(t *testing.T) {
 			"labels.csv:3: category 10001 above 10000"},
 		{"category beyond int64", "image,partition,category,striped\na.jpg,train,99999999999999999999,1\n",
 			`labels.csv:2: category "99999999999999999999", want a 1-based id`},
+		// Before any row is read the reader has no position: these once
+		// panicked in csv.Reader.FieldPos.
+		{"empty file", "", "parse labels.csv:1: empty file, want a header row"},
+		{"blank lines only", "\n\r\n\n", "parse labels.csv:1: empty file, want a header row"},
+		{"header only", "image,partition,striped\n", "parse labels.csv:1: no rows after the header"},
+		{"header only after blank lines", "\n\nimage,partition,striped\n\n",
+			"parse labels.csv:3: no rows after the header"},
+		{"no image column", "partition,striped\ntrain,1\n", `parse labels.csv:1: no "image" column`},
+		{"no image column after blank lines", "\n\npartition,striped\ntrain,1\n",
+			`parse labels.csv:3: no "image" column`},
+		{"byte order mark only", "\ufeff", `parse labels.csv:1: no "image" column`},
+		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -410,6 +422,55 @@ func TestCSVBadInput(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCSVBadAttributeTable is TestCSVBadInput for csv.attributes.
+func TestCSVBadAttributeTable(t *testing.T) {
+	tests := []struct{ name, attrs, want string }{
+		{"empty file", "", "parse attributes.csv:1: empty file, want a header row"},
+		{"blank lines only", "\n\n", "parse attributes.csv:1: empty file, want a header row"},
+		{"header only", "name,type\n", "parse attributes.csv: no attributes"},
+		{"no type column", "\nname\nstriped\n", "parse attributes.csv:2: want columns name and type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := writeFiles(t, map[string]string{
+				"labels.csv":     "image,partition,striped\na.jpg,train,1\n",
+				"attributes.csv": tt.attrs,
+			})
+			p := &Params{Root: root, Layout: "csv",
+				CSV: CSVParams{File: "labels.csv", Attributes: "attributes.csv"}}
+			_, err := Read(t.Context(), p)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCSVFolder checks that a folder named as a CSV file is refused with
+// the name the parameter gives, not the operating system's absolute path.
+func TestCSVFolder(t *testing.T) {
+	root := writeFiles(t, map[string]string{"labels/a.csv": "", "attributes.csv": "name,type\nstriped,1\n"})
+	for _, p := range []CSVParams{
+		{File: "labels"},
+		{File: "attributes.csv", Attributes: "labels"},
+	} {
+		_, err := Read(t.Context(), &Params{Root: root, Layout: "csv", CSV: p})
+		want := "read labels: is a directory, want a CSV file"
+		if err == nil || err.Error() != want {
+			t.Errorf("Read %+v: error %v, want %q", p, err, want)
+		}
+
+		// Externals runs first, to fingerprint the files: it must not walk
+		// the folder.
+		params := &Params{Root: root, Layout: "csv", CSV: p}
+		_, err = New().(pipeline.ExternalReader).Externals(params)
+		want = " labels: " + filepath.Join(root, "labels") + " is a directory, want a CSV file"
+		if err == nil || !strings.HasPrefix(err.Error(), "csv.") || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("Externals %+v: error %v, want csv.* ending %q", p, err, want)
+		}
 	}
 }
 

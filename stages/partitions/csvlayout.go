@@ -58,21 +58,21 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 			p.LabelsColumn)
 	}
 
-	f, err := os.Open(filepath.Join(root, p.File))
+	f, err := openCSV(filepath.Join(root, p.File), p.File)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p.File, err)
+		return nil, err
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.ReuseRecord = true
-	header, err := r.Read()
+	header, headerLine, err := readCSVHeader(r, p.File)
 	if err != nil {
-		return nil, csvError(p.File, r, err)
+		return nil, err
 	}
 	header = slices.Clone(header) // ReuseRecord would overwrite it
 	cols, err := mapCSVColumns(p, header, declared)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s:1: %w", p.File, err)
+		return nil, fmt.Errorf("parse %s:%d: %w", p.File, headerLine, err)
 	}
 	attrs, keep, err := selectType(cols.attrs, attrType)
 	if err != nil {
@@ -93,7 +93,7 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 			break
 		}
 		if err != nil {
-			return nil, csvError(p.File, r, err)
+			return nil, csvError(p.File, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -145,6 +145,10 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 			s.BBox[s.Len()-1], s.HasBBox[s.Len()-1] = box, ok
 		}
 	}
+	if len(seenAt) == 0 {
+		return nil, fmt.Errorf("parse %s:%d: no rows after the header, want one per image", p.File, headerLine)
+	}
+
 	// A CSV names no categories; ids 1..max stand for themselves.
 	for id := int32(1); id <= maxCategory; id++ {
 		ds.Categories = append(ds.Categories, artifacts.Category{ID: int(id), Name: fmt.Sprintf("category %d", id)})
@@ -152,13 +156,50 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 	return ds, nil
 }
 
-func csvError(file string, r *csv.Reader, err error) error {
+// openCSV opens a CSV file of the dataset; name is its path relative to
+// the root, for messages. A folder is refused here: reading one fails
+// with the operating system's words and the absolute path.
+func openCSV(path, name string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		err = errors.New("is a directory, want a CSV file")
+	}
+	if err != nil {
+		f.Close() // opened for reading only: closing loses nothing
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// readCSVHeader reads the header row and returns it with its line, which
+// blank lines before it move down. A file with no row at all has no line
+// to point at; its error says so.
+func readCSVHeader(r *csv.Reader, name string) ([]string, int, error) {
+	header, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, 0, fmt.Errorf("parse %s:1: empty file, want a header row", name)
+	}
+	if err != nil {
+		return nil, 0, csvError(name, err)
+	}
+	// A record that Read returned has at least one field.
+	line, _ := r.FieldPos(0)
+	return header, line, nil
+}
+
+// csvError names the file of a Read error, and the line when the error
+// has one: a *csv.ParseError does; any other error comes from reading the
+// file, where the reader's position says nothing.
+func csvError(file string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("parse %s:%d: %w", file, pe.Line, pe.Err)
 	}
-	line, _ := r.FieldPos(0)
-	return fmt.Errorf("parse %s:%d: %w", file, line, err)
+	return fmt.Errorf("read %s: %w", file, err)
 }
 
 // csvColumns locates the columns of a labels table.
@@ -323,15 +364,15 @@ func csvBox(rec []string, at [4]int) ([4]int32, bool, error) {
 // readAttributeCSV reads the attribute table: columns name and type, and
 // optionally type_name (defaulting to DeepFashion's names for 1..5).
 func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
-	f, err := os.Open(path)
+	f, err := openCSV(path, name)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, err
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
-	header, err := r.Read()
+	header, headerLine, err := readCSVHeader(r, name)
 	if err != nil {
-		return nil, csvError(name, r, err)
+		return nil, err
 	}
 	at := map[string]int{}
 	for i, h := range header {
@@ -340,7 +381,7 @@ func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
 	nameCol, ok1 := at["name"]
 	typeCol, ok2 := at["type"]
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("parse %s:1: want columns name and type", name)
+		return nil, fmt.Errorf("parse %s:%d: want columns name and type", name, headerLine)
 	}
 	typeNameCol, hasTypeName := at["type_name"]
 	var attrs []artifacts.Attribute
@@ -351,7 +392,7 @@ func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
 			break
 		}
 		if err != nil {
-			return nil, csvError(name, r, err)
+			return nil, csvError(name, err)
 		}
 		line, _ := r.FieldPos(0)
 		a := artifacts.Attribute{Index: len(attrs), Name: strings.TrimSpace(rec[nameCol])}

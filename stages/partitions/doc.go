@@ -85,8 +85,10 @@
 // read as a value too many), a type outside 1..5, an image listed twice,
 // an image of the partition file missing from the attribute file or the
 // reverse, an unknown partition, a category id outside the category
-// table (or, in a CSV, above 10,000). check_images: true stats every listed
-// image and fails naming the first missing ones.
+// table (or, in a CSV, above 10,000), a CSV file that is empty or blank
+// (no header row), a labels CSV with no row after its header, a CSV path
+// that names a folder. check_images: true stats every listed image and
+// fails naming the first missing ones.
 //
 // # Cache key
 //

@@ -124,9 +124,19 @@ func (kind) Externals(params any) ([]string, error) {
 	case "fine":
 		paths = append(paths, filepath.Join(root, fineDir))
 	case "csv":
-		paths = append(paths, filepath.Join(root, p.CSV.File))
-		if p.CSV.Attributes != "" {
-			paths = append(paths, filepath.Join(root, p.CSV.Attributes))
+		for _, f := range []struct{ key, name string }{
+			{"csv.file", p.CSV.File}, {"csv.attributes", p.CSV.Attributes},
+		} {
+			if f.name == "" {
+				continue
+			}
+			// A folder would be fingerprinted file by file before Read
+			// refuses it, and fail there for reasons unrelated to it.
+			path := filepath.Join(root, f.name)
+			if st, err := os.Stat(path); err == nil && st.IsDir() {
+				return nil, fmt.Errorf("%s %s: %s is a directory, want a CSV file", f.key, f.name, path)
+			}
+			paths = append(paths, path)
 		}
 	}
 	if p.CheckImages {

@@ -39,7 +39,21 @@
 //     gives the category top-1 and top-3 accuracy.
 //   - Validate reports each rejected parameter as a *pipeline.ParamError
 //     naming its key (phase2.batch_size), so that a pipeline file's error
-//     points at that key's line.
+//     points at that key's line. NaN fails the range checks of width,
+//     freeze_ratio, crop_margin, min_delta, lr_factor and category_weight.
+//   - Sizes are bounded (MaxImageSize and the other Max constants say
+//     why), well above any experiment and below what a run can allocate:
+//     image_size 32 to 1024 (the images stage's largest side); width above
+//     0 and at most 4; each head layer 1 to 16384 units; batch_size 1 to
+//     4096, and one batch of input images (batch_size x 3 x image_size^2
+//     float32) at most 4 GiB; steps_per_epoch x batch_size at most ten
+//     million samples.
+//   - A batch_size above the number of training samples trains (and
+//     validates) on batches of that number, as Keras' fit does, with an
+//     info line saying so: a full pass is one batch of every sample.
+//     Batch sizes up to the number of samples are used as given.
+//   - A file backbone that names a folder is an error before anything
+//     runs ("is a directory, want an ONNX file").
 //   - Checkpoints go to the run's workdir, so an interrupted stage resumes
 //     from its last epoch; a CPU run with one seed gives the same model
 //     and history bytes (the history's timing columns are left 0 for

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "train" }
-func (kind) Version() string { return "1" }
+func (kind) Version() string { return "2" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -260,6 +261,7 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	frozen := int(math.Floor(p.FreezeRatio * float64(len(info.BackboneParams))))
 	phase2 := append(append([]string{}, info.BackboneParams[frozen:]...), info.HeadParams...)
 	phases := []train.Phase{toPhase(p.Phase1, info.HeadParams), toPhase(p.Phase2, phase2)}
+	capBatches(phases, in.train.Len(), log)
 	log.Info("training plan", "backbone", meta.Backbone,
 		"backbone_params", len(info.BackboneParams), "unfrozen_in_phase2", len(info.BackboneParams)-frozen,
 		"head_params", len(info.HeadParams), "categories", len(in.categories),
@@ -304,6 +306,24 @@ func datasets(in *inputs, p *Params, meta artifacts.ModelMeta) (train.Dataset, t
 		return nil, nil, err
 	}
 	return categoryData{trainData, trainClasses}, categoryData{valData, valClasses}, nil
+}
+
+// capBatches lowers a batch size above the number of training samples to
+// that number, as Keras' fit does: a full pass is then one batch holding
+// every sample once. Left as it is, the trainer would fill the batch with
+// repeated samples and allocate batch buffers of batch_size rows.
+// Validation batches shrink with it; phases with batches up to n are
+// untouched.
+func capBatches(phases []train.Phase, n int, log *slog.Logger) {
+	for i := range phases {
+		ph := &phases[i]
+		if ph.MaxEpochs == 0 || ph.BatchSize <= n {
+			continue
+		}
+		log.Info("batch_size is above the number of training samples: batches hold every sample once",
+			"phase", i+1, "batch_size", ph.BatchSize, "train", n)
+		ph.BatchSize = n
+	}
 }
 
 func toPhase(p PhaseParams, trainable []string) train.Phase {

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -205,6 +206,30 @@ func TestParamsValidate(t *testing.T) {
 		{"category weight", func(p *Params) { p.CategoryWeight = 0 }, "category_weight"},
 		{"category weight NaN", func(p *Params) { p.CategoryWeight = math.NaN() }, "category_weight"},
 		{"category weight too big", func(p *Params) { p.CategoryWeight = 1e300 }, "category_weight"},
+
+		// Values that passed and then crashed the run (makeslice: len out
+		// of range, or out of memory), and NaNs, which pass "v < 0" checks.
+		{"image size 1e12", func(p *Params) { p.ImageSize = 1e12 }, "image_size"},
+		{"image size 100000", func(p *Params) { p.ImageSize = 100000 }, "image_size"},
+		{"image size 1025", func(p *Params) { p.ImageSize = MaxImageSize + 1 }, "image_size"},
+		{"width 100000", func(p *Params) { p.Width = 100000 }, "width"},
+		{"width above 4", func(p *Params) { p.Width = MaxWidth + 0.5 }, "width"},
+		{"width NaN", func(p *Params) { p.Width = math.NaN() }, "width"},
+		{"width +Inf", func(p *Params) { p.Width = math.Inf(1) }, "width"},
+		{"head 2e9", func(p *Params) { p.Head = []int{2000000000} }, "head"},
+		{"head above the limit", func(p *Params) { p.Head = []int{64, MaxHeadWidth + 1} }, "head"},
+		{"batch size 1e9", func(p *Params) { p.Phase2.BatchSize = 1000000000 }, "phase2.batch_size"},
+		{"batch size above the limit", func(p *Params) { p.Phase1.BatchSize = MaxBatchSize + 1 },
+			"phase1.batch_size"},
+		{"batch of images too big", func(p *Params) { p.ImageSize, p.Phase1.BatchSize = 1024, 512 },
+			"phase1.batch_size"},
+		{"steps per epoch 1e9", func(p *Params) { p.Phase1.StepsPerEpoch = 1000000000 }, "phase1.steps_per_epoch"},
+		{"steps per epoch that would wrap", func(p *Params) { p.Phase2.StepsPerEpoch = math.MaxInt/32 + 1 },
+			"phase2.steps_per_epoch"},
+		{"freeze ratio NaN", func(p *Params) { p.FreezeRatio = math.NaN() }, "freeze_ratio"},
+		{"crop margin NaN", func(p *Params) { p.CropMargin = math.NaN() }, "crop_margin"},
+		{"min delta NaN", func(p *Params) { p.MinDelta = math.NaN() }, "min_delta"},
+		{"lr factor NaN", func(p *Params) { p.LRFactor = math.NaN() }, "lr_factor"},
 	} {
 		p := NewParams()
 		tc.edit(p)
@@ -226,6 +251,26 @@ func TestParamsValidate(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Errorf("phase2 off: %v", err)
 	}
+
+	// Each bound is inclusive.
+	for _, tc := range []struct {
+		name string
+		edit func(*Params)
+	}{
+		{"largest image size", func(p *Params) {
+			p.ImageSize, p.Phase1.BatchSize, p.Phase2.BatchSize = MaxImageSize, 256, 256
+		}},
+		{"largest batch", func(p *Params) { p.Phase1.BatchSize, p.Phase2.BatchSize = MaxBatchSize, MaxBatchSize }},
+		{"largest width", func(p *Params) { p.Width = MaxWidth }},
+		{"largest head", func(p *Params) { p.Head = []int{MaxHeadWidth, MaxHeadWidth} }},
+		{"most steps", func(p *Params) { p.Phase1.StepsPerEpoch = MaxEpochSamples / p.Phase1.BatchSize }},
+	} {
+		p := NewParams()
+		tc.edit(p)
+		if err := p.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
 }
 
 func TestExternals(t *testing.T) {
@@ -238,6 +283,55 @@ func TestExternals(t *testing.T) {
 	paths, err := k.Externals(p)
 	if err != nil || len(paths) != 1 || !filepath.IsAbs(paths[0]) {
 		t.Errorf("file backbone: externals %v, %v; want its absolute path", paths, err)
+	}
+}
+
+// TestExternalsRefusesAFolder: a folder given as the backbone file was
+// fingerprinted file by file as an external input, and failed there on
+// whatever the folder held (a symlink pointing outside it).
+func TestExternalsRefusesAFolder(t *testing.T) {
+	dir := t.TempDir()
+	p := NewParams()
+	for _, prefix := range []string{"file:", "weights:"} {
+		p.Backbone = prefix + dir
+		want := "backbone " + p.Backbone + ": " + dir + " is a directory, want an ONNX file"
+		paths, err := New().(pipeline.ExternalReader).Externals(p)
+		if err == nil || err.Error() != want {
+			t.Errorf("Externals: %v, %v; want the error %q", paths, err, want)
+		}
+		// The stage refuses it too, when run without the engine.
+		if err := New().Run(t.Context(), stageRun(t), p); err == nil || err.Error() != want {
+			t.Errorf("Run: %v; want the error %q", err, want)
+		}
+	}
+}
+
+// TestBatchAboveTrainingSamples checks that a batch_size above the
+// number of training samples trains exactly as a batch of all of them,
+// and says so in the log. It once allocated batch_size rows and filled
+// them with repeated samples.
+func TestBatchAboveTrainingSamples(t *testing.T) {
+	needORT(t)
+	p := smallParams()
+	p.Phase1.MaxEpochs, p.Phase2.MaxEpochs = 1, 1
+	p.Phase1.BatchSize, p.Phase2.BatchSize = 48, 8 // stageRun has 48 training samples
+	want := trainedModel(t, stageRun(t), p)
+
+	p.Phase1.BatchSize = 1000
+	run := stageRun(t)
+	var log strings.Builder
+	run.Log = slog.New(slog.NewTextHandler(&log, nil))
+	got := trainedModel(t, run, p)
+	if !slices.Equal(got.ONNX, want.ONNX) {
+		t.Error("batch_size 1000 on 48 samples trains another model than batch_size 48")
+	}
+	line := `msg="batch_size is above the number of training samples: batches hold every sample once" ` +
+		"phase=1 batch_size=1000 train=48"
+	if !strings.Contains(log.String(), line) {
+		t.Errorf("log:\n%s\nwant a line holding %s", log.String(), line)
+	}
+	if strings.Contains(log.String(), "phase=2 batch_size=") {
+		t.Errorf("log:\n%s\nsays phase 2's batch, 8 samples, was changed", log.String())
 	}
 }
 
@@ -514,7 +608,20 @@ func TestParamErrorPositions(t *testing.T) {
       phase2:
         max_epochs: 2
         batch_size: 0
-`, "train.yaml:11:21: stage train: invalid parameters: phase2.batch_size 0: want > 0"},
+`, "train.yaml:11:21: stage train: invalid parameters: phase2.batch_size 0: want 1 to 4096"},
+		{"image_size too large", `    with:
+      backbone: smallcnn
+      image_size: 100000
+`, "train.yaml:8:19: stage train: invalid parameters: image_size 100000: want 32 to 1024 pixels per side"},
+		{"head too wide", `    with:
+      head: [2000000000]
+`, "train.yaml:7:7: stage train: invalid parameters: head [2000000000]: " +
+			"each hidden layer's width must be 1 to 16384"},
+		{"batch of images too large", `    with:
+      image_size: 1024
+      phase1: {batch_size: 4096}
+`, "train.yaml:8:28: stage train: invalid parameters: phase1.batch_size 4096: a batch of 1024x1024 px images " +
+			"takes 48.0 GiB, want at most 4 GiB"},
 		{"two at once", `    with:
       freeze_ratio: 2
       phase1: {learning_rate: 0}

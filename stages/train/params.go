@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"stitch/models/train"
 	"stitch/models/zoo"
 	"stitch/pipeline"
+	"stitch/stages/images"
 )
 
 // Params are the parameters of a train stage.
@@ -23,14 +25,17 @@ type Params struct {
 	// ../shared/models/mobilenet_v2_imagenet.onnx (pretrained weights).
 	// Ignored when a `model` input is given.
 	Backbone string `yaml:"backbone"`
-	// Width multiplies a zoo backbone's channel counts.
+	// Width multiplies a zoo backbone's channel counts, above 0 and at
+	// most MaxWidth; an ONNX file's backbone ignores it.
 	Width float64 `yaml:"width"`
-	// Head are the hidden widths of the classifier head.
+	// Head are the hidden widths of the classifier head, each 1 to
+	// MaxHeadWidth.
 	Head []int `yaml:"head"`
 	// FreezeRatio is the fraction of the backbone's parameters, input side
 	// first, that stays frozen in phase 2.
 	FreezeRatio float64 `yaml:"freeze_ratio"`
-	// ImageSize is the square input size the images are resized to.
+	// ImageSize is the square input size the images are resized to, 32
+	// to MaxImageSize.
 	ImageSize int `yaml:"image_size"`
 	// Crop cuts images of a samples table to their bounding box, widened
 	// by CropMargin of its size on each side.
@@ -71,11 +76,16 @@ type Params struct {
 // PhaseParams are one phase's settings.
 type PhaseParams struct {
 	MaxEpochs int `yaml:"max_epochs"`
-	// StepsPerEpoch and ValidationSteps 0 mean a full pass.
-	StepsPerEpoch   int     `yaml:"steps_per_epoch"`
-	ValidationSteps int     `yaml:"validation_steps"`
-	BatchSize       int     `yaml:"batch_size"`
-	LearningRate    float64 `yaml:"learning_rate"`
+	// StepsPerEpoch and ValidationSteps 0 mean a full pass. An epoch
+	// draws at most MaxEpochSamples: StepsPerEpoch times BatchSize.
+	StepsPerEpoch   int `yaml:"steps_per_epoch"`
+	ValidationSteps int `yaml:"validation_steps"`
+	// BatchSize is 1 to MaxBatchSize rows, and one batch of images at
+	// most MaxBatchBytes. Above the number of training samples, the phase
+	// trains and validates on batches of that number instead, as Keras
+	// does: a full pass is then one batch of every sample.
+	BatchSize    int     `yaml:"batch_size"`
+	LearningRate float64 `yaml:"learning_rate"`
 }
 
 // CategoryMode is Params.Categories: auto, true or false.
@@ -125,6 +135,39 @@ func yamlText(n *yaml.Node) string {
 	return "an alias"
 }
 
+// Upper bounds of the size parameters. Each lies well above what an
+// experiment uses and well below what no longer fits in memory: a value
+// past them is a typo or a unit mistake, which would otherwise pass
+// validation and crash the run while allocating a batch or a weight.
+const (
+	// MaxImageSize is the largest image_size, the largest side the images
+	// stage makes.
+	MaxImageSize = images.MaxSide
+	// MaxBatchSize is the largest batch_size: 128 times the default 32.
+	// Batches larger still are split over many devices, which stitch does
+	// not do.
+	MaxBatchSize = 4096
+	// MaxBatchBytes bounds one batch of input images, batch_size x 3 x
+	// image_size^2 float32 values, of which the trainer keeps two: 4096
+	// images of 224 px take 2.3 GiB, 256 of 1024 px 3 GiB.
+	MaxBatchBytes = 4 << 30
+	// MaxHeadWidth is the largest hidden layer of the head: four times
+	// VGG's 4096-wide classifier layers. Two such layers in a row are 2^28
+	// weights (1 GiB); two of 65536 would be 17 GiB, past ONNX's 2 GB limit
+	// on a model file.
+	MaxHeadWidth = 16384
+	// MaxWidth is the largest zoo width multiplier. Published widths stop
+	// at 2 (EfficientNet-B7; MobileNetV2 at 1.4). Weights grow with its
+	// square: resnet50 at width 4 has 375M parameters (1.5 GB), the
+	// largest zoo backbone under ONNX's 2 GB limit.
+	MaxWidth = 4
+	// MaxEpochSamples bounds steps_per_epoch x batch_size: ten million
+	// samples, eight passes over ImageNet's training set. The epoch's
+	// batch plan holds one index per sample; past that, more epochs say
+	// the same thing.
+	MaxEpochSamples = 10_000_000
+)
+
 // MaxCategoryWeight bounds category_weight: far above it the category
 // loss swamps the attribute loss, and a huge weight overflows it to +Inf
 // at the first step.
@@ -167,19 +210,22 @@ func (p *Params) Validate() error {
 	if _, path := backboneFile(p.Backbone); path == "" && !slices.Contains(zoo.Names(), p.Backbone) {
 		bad("backbone", "backbone %q: want a zoo model (%s) or file:PATH", p.Backbone, strings.Join(zoo.Names(), ", "))
 	}
-	if p.Width <= 0 {
-		bad("width", "width %g: want > 0", p.Width)
+	// Comparisons are written so that NaN fails them: NaN passes every
+	// "v < 0" test, and a NaN freeze_ratio reaches a slice index.
+	if !(p.Width > 0 && p.Width <= MaxWidth) {
+		bad("width", "width %g: want a channel multiplier > 0 and at most %d", p.Width, MaxWidth)
 	}
-	if slices.ContainsFunc(p.Head, func(h int) bool { return h <= 0 }) {
-		bad("head", "head %v: widths must be positive", p.Head)
+	if slices.ContainsFunc(p.Head, func(h int) bool { return h <= 0 || h > MaxHeadWidth }) {
+		bad("head", "head %v: each hidden layer's width must be 1 to %d", p.Head, MaxHeadWidth)
 	}
-	if p.FreezeRatio < 0 || p.FreezeRatio > 1 {
+	if !(p.FreezeRatio >= 0 && p.FreezeRatio <= 1) {
 		bad("freeze_ratio", "freeze_ratio %g: want 0 to 1", p.FreezeRatio)
 	}
-	if p.ImageSize < 32 {
-		bad("image_size", "image_size %d: want at least 32", p.ImageSize)
+	sizeOK := p.ImageSize >= 32 && p.ImageSize <= MaxImageSize
+	if !sizeOK {
+		bad("image_size", "image_size %d: want 32 to %d pixels per side", p.ImageSize, MaxImageSize)
 	}
-	if p.CropMargin < 0 || p.CropMargin > 1 {
+	if !(p.CropMargin >= 0 && p.CropMargin <= 1) {
 		bad("crop_margin", "crop_margin %g: want 0 to 1", p.CropMargin)
 	}
 	if n := p.Normalize; n != nil && (n.Scale == 0 || n.Std[0] == 0 || n.Std[1] == 0 || n.Std[2] == 0) {
@@ -192,7 +238,11 @@ func (p *Params) Validate() error {
 		errs = append(errs, &pipeline.ParamError{Key: p.optimizerKey(), Err: err})
 	}
 	for i, ph := range []PhaseParams{p.Phase1, p.Phase2} {
-		errs = append(errs, ph.validate(fmt.Sprintf("phase%d", i+1))...)
+		size := p.ImageSize
+		if !sizeOK {
+			size = 0 // reported above; the batch's bytes are not checked
+		}
+		errs = append(errs, ph.validate(fmt.Sprintf("phase%d", i+1), size)...)
 	}
 	if p.Phase1.MaxEpochs == 0 && p.Phase2.MaxEpochs == 0 {
 		bad("phase2.max_epochs", "phase1 and phase2: both have max_epochs 0, nothing to train")
@@ -201,11 +251,11 @@ func (p *Params) Validate() error {
 		key   string
 		value float64
 	}{{"patience", float64(p.Patience)}, {"lr_patience", float64(p.LRPatience)}, {"min_delta", p.MinDelta}} {
-		if c.value < 0 {
+		if !(c.value >= 0) {
 			bad(c.key, "%s %g: must not be negative", c.key, c.value)
 		}
 	}
-	if p.LRPatience > 0 && (p.LRFactor <= 0 || p.LRFactor >= 1) {
+	if p.LRPatience > 0 && !(p.LRFactor > 0 && p.LRFactor < 1) {
 		bad("lr_factor", "lr_factor %g: want between 0 and 1", p.LRFactor)
 	}
 	if p.BestBy != train.BestByValAUC && p.BestBy != train.BestByValLoss {
@@ -221,8 +271,9 @@ func (p *Params) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validate checks one phase; prefix is its key (phase1 or phase2).
-func (ph PhaseParams) validate(prefix string) []error {
+// validate checks one phase; prefix is its key (phase1 or phase2) and
+// imageSize the side of its images, 0 when image_size is out of bounds.
+func (ph PhaseParams) validate(prefix string, imageSize int) []error {
 	var errs []error
 	for _, c := range []struct {
 		key   string
@@ -236,13 +287,32 @@ func (ph PhaseParams) validate(prefix string) []error {
 	if ph.MaxEpochs <= 0 {
 		return errs // a skipped phase needs no batch size or learning rate
 	}
-	if ph.BatchSize <= 0 {
-		errs = append(errs, pipeline.ParamErrorf(prefix+".batch_size", "%s.batch_size %d: want > 0",
-			prefix, ph.BatchSize))
+	batchOK := ph.BatchSize > 0 && ph.BatchSize <= MaxBatchSize
+	if !batchOK {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".batch_size", "%s.batch_size %d: want 1 to %d",
+			prefix, ph.BatchSize, MaxBatchSize))
 	}
 	if !(ph.LearningRate > 0) || math.IsInf(ph.LearningRate, 0) {
 		errs = append(errs, pipeline.ParamErrorf(prefix+".learning_rate", "%s.learning_rate %g: want a finite rate > 0",
 			prefix, ph.LearningRate))
+	}
+	if !batchOK {
+		return errs
+	}
+
+	// Divided rather than multiplied: steps_per_epoch has no bound of its
+	// own, and the product could wrap around.
+	if ph.StepsPerEpoch > MaxEpochSamples/ph.BatchSize {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".steps_per_epoch",
+			"%s.steps_per_epoch %d: steps of %d samples draw more than %d samples per epoch; use more epochs",
+			prefix, ph.StepsPerEpoch, ph.BatchSize, MaxEpochSamples))
+	}
+	// Both factors are bounded: the product fits in an int64.
+	if bytes := int64(ph.BatchSize) * 3 * int64(imageSize) * int64(imageSize) * 4; bytes > MaxBatchBytes {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".batch_size",
+			"%s.batch_size %d: a batch of %dx%d px images takes %.1f GiB, want at most %d GiB; "+
+				"lower batch_size or image_size", prefix, ph.BatchSize, imageSize, imageSize,
+			float64(bytes)/(1<<30), MaxBatchBytes>>30))
 	}
 	return errs
 }
@@ -283,6 +353,9 @@ func backboneFile(backbone string) (prefix, path string) {
 }
 
 // backbonePath is the absolute path of a file backbone ("" for a zoo one).
+// A folder is an error: the engine would fingerprint it file by file as
+// an external input first, and fail there for reasons unrelated to the
+// backbone. A missing file is left to the fingerprint, which names it.
 func (p *Params) backbonePath() (string, error) {
 	_, path := backboneFile(p.Backbone)
 	if path == "" {
@@ -290,7 +363,10 @@ func (p *Params) backbonePath() (string, error) {
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "", fmt.Errorf("backbone %s: %w", path, err)
+		return "", fmt.Errorf("backbone %s: %w", p.Backbone, err)
+	}
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		return "", fmt.Errorf("backbone %s: %s is a directory, want an ONNX file", p.Backbone, abs)
 	}
 	return abs, nil
 }
