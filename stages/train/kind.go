@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -51,6 +52,21 @@ func (kind) Outputs() []pipeline.Port {
 }
 
 func (kind) NewParams() any { return NewParams() }
+
+// CheckWiring reports, when the pipeline loads, parameters that need an
+// input the stage's needs do not wire (run checks them again).
+func (kind) CheckWiring(params any, wired func(string) bool) error {
+	p := params.(*Params)
+	var errs []error
+	if p.Categories == CategoriesOn && !wired("categories") {
+		errs = append(errs, pipeline.ParamErrorf("categories",
+			"categories: true needs the categories input (needs: {categories: SPLIT.categories})"))
+	}
+	if p.PosWeight == "input" && !wired("weights") {
+		errs = append(errs, pipeline.ParamErrorf("pos_weight", "pos_weight: input needs the weights input"))
+	}
+	return errors.Join(errs...)
+}
 
 // Externals names the backbone ONNX file, if any, so that replacing it
 // retrains.

@@ -641,6 +641,10 @@ func TestParamErrorPositions(t *testing.T) {
       phase2: {batch_size: 8, max_epochs: 0}
       image_size: 32
 `, "train.yaml:8:43: stage train: invalid parameters: phase1 and phase2: both have max_epochs 0"},
+		{"pos_weight without the input", `    with:
+      categories: true
+      pos_weight: input
+`, "train.yaml:8:19: stage train: invalid parameters: pos_weight: input needs the weights input"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := trainYAML(tc.with)
@@ -652,6 +656,27 @@ func TestParamErrorPositions(t *testing.T) {
 				t.Errorf("error:\n%v\nwant one starting:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCategoriesTrueNeedsInputAtLoad: the missing input is reported at
+// load time, at the parameter, before anything runs.
+func TestCategoriesTrueNeedsInputAtLoad(t *testing.T) {
+	reg, err := pipeline.NewRegistry(New(), partitions.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `stages:
+  split: {uses: partitions, with: {root: /data, layout: coarse}}
+  train:
+    uses: train
+    needs: {train: split.train, val: split.val, attributes: split.attributes}
+    with: {categories: true}
+`
+	_, err = pipeline.Parse("train.yaml", []byte(src), reg, nil)
+	want := "train.yaml:6:24: stage train: invalid parameters: categories: true needs the categories input"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error:\n%v\nwant one starting:\n%s", err, want)
 	}
 }
 
