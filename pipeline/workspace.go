@@ -66,6 +66,9 @@ func OpenWorkspaceReadOnly(dir string, logger *slog.Logger) (*Workspace, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("open workspace %s: no such folder", dir)
+	}
 	meta := filepath.Join(dir, MetaDir)
 	w := &Workspace{Dir: dir, meta: meta, logger: logger, readOnly: true}
 	if _, err := os.Stat(filepath.Join(meta, "objects")); err == nil {

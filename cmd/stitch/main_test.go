@@ -64,6 +64,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"show", "b"}, exitOK, "rows: 2"},
 		{[]string{"log"}, exitOK, "good"},
 		{[]string{"gc", "--dry-run"}, exitOK, "would remove"},
+		{[]string{"show", "b", "--rows", "-5"}, exitUsage, ""},
+		{[]string{"show", "b", "--csv", "--path"}, exitUsage, ""},
+		{[]string{"run", good, "--device", "-1"}, exitUsage, ""},
+		{[]string{"log", "--workspace", filepath.Join(dir, "missing")}, exitFailed, ""},
 	}
 	for _, tc := range tests {
 		code, out, errOut := stitch(t, t.Context(), dir, tc.args...)

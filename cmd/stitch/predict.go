@@ -38,6 +38,9 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			if *threads < 0 {
 				return usagef("--threads %d: want 0 (all cores) or more", *threads)
 			}
+			if *device < 0 {
+				return usagef("--device %d: want a CUDA device id, 0 or more", *device)
+			}
 			for _, path := range args {
 				info, err := os.Stat(path)
 				switch {

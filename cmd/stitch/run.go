@@ -52,6 +52,9 @@ func runRun(ctx context.Context, e *env, f *runFlags, args []string) error {
 	if f.provider != "cpu" && f.provider != "cuda" {
 		return usagef("--provider: want cpu or cuda, got %q", f.provider)
 	}
+	if f.device < 0 {
+		return usagef("--device %d: want a CUDA device id, 0 or more", f.device)
+	}
 	p, err := e.load(file, f.sets)
 	if err != nil {
 		return err

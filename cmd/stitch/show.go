@@ -34,6 +34,12 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 			if len(args) != 1 {
 				return usagef("show wants one STAGE[.OUTPUT], got %q", args)
 			}
+			if *rows < -1 {
+				return usagef("--rows %d: want a count, 0 for none or -1 for all", *rows)
+			}
+			if *asCSV && *asPath {
+				return usagef("--csv and --path: give one")
+			}
 			w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
 			if err != nil {
 				return err
