@@ -278,6 +278,10 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	phase2 := append(append([]string{}, info.BackboneParams[frozen:]...), info.HeadParams...)
 	phases := []train.Phase{toPhase(p.Phase1, info.HeadParams), toPhase(p.Phase2, phase2)}
 	capBatches(phases, in.train.Len(), log)
+	if in.val.Len() == 0 {
+		log.Warn("the val samples are empty: no validation loss or AUC, so no early stopping, no learning-rate " +
+			"reduction and no best epoch; the model is the last epoch's")
+	}
 	log.Info("training plan", "backbone", meta.Backbone,
 		"backbone_params", len(info.BackboneParams), "unfrozen_in_phase2", len(info.BackboneParams)-frozen,
 		"head_params", len(info.HeadParams), "categories", len(in.categories),
@@ -523,7 +527,12 @@ func writeOutputs(run pipeline.Run, res *train.Result, meta artifacts.ModelMeta)
 		return err
 	}
 	run.SetOutput("history", hist)
-	run.Logger().Info("trained", "best_phase", res.BestPhase,
-		"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
+	if res.BestPhase == 0 {
+		run.Logger().Info("trained (no validated epoch: the model is the last epoch's)",
+			"epochs", len(res.History), "bytes", len(data))
+	} else {
+		run.Logger().Info("trained", "best_phase", res.BestPhase,
+			"best_epoch", res.BestEpoch, "epochs", len(res.History), "bytes", len(data))
+	}
 	return nil
 }
