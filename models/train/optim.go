@@ -133,7 +133,8 @@ func newUpdater(b *graph.Builder, o Optimizer, lr, t string) *updater {
 // parameter is written to newP and the new states to newStates.
 //
 // A parameter of rank 2 or more is updated through flat views (Reshape
-// to one axis and back, which copies nothing): ONNX Runtime 1.24 runs an
+// to one axis, which copies nothing, and back into the outputs, one copy
+// each: 6 ms a MobileNetV2 step): ONNX Runtime 1.24 runs an
 // elementwise op between a scalar and a tensor whose last axis has size 1
 // (a 1x1 convolution's [M, C, 1, 1] weight) about 90 times slower than
 // the same op on the values as one axis (measured here on [960, 160, 1, 1]:
@@ -164,9 +165,9 @@ func (u *updater) update(p string, shape []int64, g string, states []string, new
 	}
 	flatP := b.Name(newP + "_flat")
 	u.updateFlat(flat(p), flat(g), flatStates, flatP, flatNew)
-	for i, out := range append([]string{newP}, newStates...) {
-		in := append([]string{flatP}, flatNew...)[i]
-		if err := b.NodeTo("Reshape", "opt/unflat", []string{in, back}, []string{out}); err != nil {
+	ins, outs := append([]string{flatP}, flatNew...), append([]string{newP}, newStates...)
+	for i, out := range outs {
+		if err := b.NodeTo("Reshape", "opt/unflat", []string{ins[i], back}, []string{out}); err != nil {
 			return err
 		}
 	}
