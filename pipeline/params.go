@@ -208,6 +208,10 @@ func (d *paramDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			v.SetZero()
 			return
 		}
+		if n.Kind == yaml.ScalarNode && n.ShortTag() != "!!binary" {
+			d.l.errorf(n, "parameter %s: want a list, got %s (write [%s] for one item)", path, n.Value, n.Value)
+			return
+		}
 		if n.Kind != yaml.SequenceNode {
 			d.leaf(n, v, path) // e.g. []byte from a !!binary scalar; yaml reports the rest
 			return

@@ -69,6 +69,12 @@ stages:
     needs: {extra: s.out}
     with: {name: y, use_extra: true}
 `, []string{`p.yaml:6:32: stage a: invalid parameters: use_extra: true needs the extra input`}},
+		{"a number for a list", `
+stages:
+  a:
+    uses: pair
+    with: {sizes: 3}
+`, []string{`p.yaml:5:19: parameter sizes: want a list, got 3 (write [3] for one item)`}},
 		{"unknown parameter", `
 stages:
   a:

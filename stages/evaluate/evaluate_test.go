@@ -230,7 +230,7 @@ func TestParams(t *testing.T) {
 	if err := NewParams().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
-	for _, k := range [][]int{nil, {0}, {3, 3}} {
+	for _, k := range [][]int{nil, {0}, {3, 3}, {MaxK + 1}, {4294967299}} {
 		err := (&Params{K: k}).Validate()
 		if pe := (*pipeline.ParamError)(nil); !errors.As(err, &pe) || pe.Key != "k" {
 			t.Errorf("k %v: Validate() = %v, want a *pipeline.ParamError about k", k, err)

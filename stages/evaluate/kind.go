@@ -18,6 +18,11 @@ type Params struct {
 	K []int `yaml:"k"`
 }
 
+// MaxK bounds a cut-off: far above any attribute count (a k above the
+// number of attributes takes them all), and within the int32 the metrics
+// table stores k in.
+const MaxK = 100_000
+
 // NewParams returns the defaults: k in 3, 5 and 20.
 func NewParams() *Params { return &Params{K: []int{3, 5, 20}} }
 
@@ -28,8 +33,8 @@ func (p *Params) Validate() error {
 	}
 	seen := map[int]bool{}
 	for _, k := range p.K {
-		if k < 1 {
-			return pipeline.ParamErrorf("k", "k %d: want 1 or more", k)
+		if k < 1 || k > MaxK {
+			return pipeline.ParamErrorf("k", "k %d: want 1 to %d", k, MaxK)
 		}
 		if seen[k] {
 			return pipeline.ParamErrorf("k", "k %d: listed twice", k)

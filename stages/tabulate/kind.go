@@ -10,6 +10,7 @@ import (
 
 	"stitch/artifacts"
 	"stitch/pipeline"
+	"stitch/stages/evaluate"
 )
 
 // Reference choices.
@@ -34,8 +35,8 @@ func NewParams() *Params { return &Params{K: 5, Reference: ReferenceAuto} }
 
 // Validate checks the parameters.
 func (p *Params) Validate() error {
-	if p.K < 1 {
-		return pipeline.ParamErrorf("k", "k %d: want 1 or more", p.K)
+	if p.K < 1 || p.K > evaluate.MaxK {
+		return pipeline.ParamErrorf("k", "k %d: want 1 to %d", p.K, evaluate.MaxK)
 	}
 	switch p.Reference {
 	case ReferenceAuto, ReferenceDeepFashion, ReferenceNone:

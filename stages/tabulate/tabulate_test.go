@@ -253,7 +253,12 @@ func TestParams(t *testing.T) {
 	if err := NewParams().Validate(); err != nil {
 		t.Error(err)
 	}
-	for key, p := range map[string]Params{"k": {K: 0, Reference: "auto"}, "reference": {K: 5, Reference: "paper"}} {
+	for _, c := range []struct {
+		key string
+		p   Params
+	}{{"k", Params{K: 0, Reference: "auto"}}, {"k", Params{K: 4294967299, Reference: "auto"}},
+		{"reference", Params{K: 5, Reference: "paper"}}} {
+		key, p := c.key, c.p
 		err := p.Validate()
 		if pe := (*pipeline.ParamError)(nil); !errors.As(err, &pe) || pe.Key != key {
 			t.Errorf("%+v: Validate() = %v, want a *pipeline.ParamError about %s", p, err, key)
