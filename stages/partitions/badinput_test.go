@@ -395,6 +395,8 @@ func TestCSVBadInput(t *testing.T) {
 			"labels.csv:3: image a.jpg listed again (first at line 2)"},
 		{"row too short", "image,partition,striped\na.jpg,train\n", "labels.csv:2: wrong number of fields"},
 		{"partial box", "image,partition,x1,y1,striped\na.jpg,train,1,2,1\n", "labels.csv:1: a box needs all of"},
+		{"box beyond int32", "image,partition,x1,y1,x2,y2,striped\na.jpg,train,0,0,4294967306,20,1\n",
+			"labels.csv:2: bad box [0 0 4294967306 20], want 0 <= x1 <= x2 <= 1048576"},
 		{"category zero", "image,partition,category,striped\na.jpg,train,0,1\n",
 			`labels.csv:2: category "0", want a 1-based id or nothing`},
 		{"category above the limit", "image,partition,category,striped\na.jpg,train,1,1\nb.jpg,val,10001,1\n",

@@ -333,6 +333,10 @@ func wideForm(cols *csvColumns, header []string, declared []artifacts.Attribute,
 	return nil
 }
 
+// maxBoxCoord bounds box coordinates, as list_bbox.txt's are: no image
+// is 2^20 pixels wide, and larger values would wrap in the int32 column.
+const maxBoxCoord = 1 << 20
+
 func csvBox(rec []string, at [4]int) ([4]int32, bool, error) {
 	var v [4]int64
 	empty := 0
@@ -355,8 +359,9 @@ func csvBox(rec []string, at [4]int) ([4]int32, bool, error) {
 	default:
 		return [4]int32{}, false, fmt.Errorf("a box needs all of x1, y1, x2, y2 or none")
 	}
-	if v[0] < 0 || v[1] < 0 || v[2] < v[0] || v[3] < v[1] {
-		return [4]int32{}, false, fmt.Errorf("bad box %v, want 0 <= x1 <= x2 and 0 <= y1 <= y2", v)
+	if v[0] < 0 || v[1] < 0 || v[2] < v[0] || v[3] < v[1] || v[2] > maxBoxCoord || v[3] > maxBoxCoord {
+		return [4]int32{}, false, fmt.Errorf("bad box %v, want 0 <= x1 <= x2 <= %d and 0 <= y1 <= y2 <= %d",
+			v, maxBoxCoord, maxBoxCoord)
 	}
 	return [4]int32{int32(v[0]), int32(v[1]), int32(v[2]), int32(v[3])}, true, nil
 }
