@@ -25,8 +25,8 @@ var cmdShow = &command{
 stitch show 'train[vgg16,0.6].history' --csv > history.csv
 python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.train --path)').read_pandas())"`,
 	setup: func(fs *flag.FlagSet) runFunc {
-		rows := fs.Int("rows", 10, "print the first `N` rows (0: none, -1: all)")
-		asCSV := fs.Bool("csv", false, "print the rows as CSV (header included) and nothing else")
+		rows := fs.Int("rows", 10, "print the first `N` rows (0: none, -1: all; with --csv, all unless given)")
+		asCSV := fs.Bool("csv", false, "print every row as CSV (header included) and nothing else")
 		asPath := fs.Bool("path", false, "print the path of the Arrow IPC file in the store, for pandas, "+
 			"polars or DuckDB, and nothing else")
 		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have the stage")
@@ -39,6 +39,9 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 			}
 			if *asCSV && *asPath {
 				return usagef("--csv and --path: give one")
+			}
+			if *asCSV && !flagGiven(fs, "rows") {
+				*rows = -1 // a CSV export is the whole table
 			}
 			w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
 			if err != nil {
@@ -69,6 +72,13 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 			return nil
 		}
 	},
+}
+
+// flagGiven reports whether the command line set flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // findOutput finds the last run of a stage named "stage" or

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,6 +24,32 @@ func TestMatrixVariants(t *testing.T) {
 	} {
 		if diff := cmp.Diff(tc.want, matrixVariants(stages, tc.arg)); diff != "" {
 			t.Errorf("matrixVariants(%q) (-want +got):\n%s", tc.arg, diff)
+		}
+	}
+}
+
+// TestShowCSVPrintsEveryRow: --csv exports the whole table unless --rows
+// says otherwise (it printed the first 10 rows only).
+func TestShowCSVPrintsEveryRow(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "p.yaml")
+	write(t, pipe, "stages: {a: {uses: source, with: {lines: 15}}}")
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, errOut)
+	}
+	_, summary, _ := stitch(t, t.Context(), dir, "show", "a", "--rows", "0")
+	var rows int
+	_, after, _ := strings.Cut(summary, "rows: ")
+	if _, err := fmt.Sscanf(after, "%d", &rows); err != nil || rows <= 10 {
+		t.Fatalf("show a: %q, want more than 10 rows", summary)
+	}
+	for _, c := range []struct {
+		args  []string
+		lines int
+	}{{[]string{"show", "a", "--csv"}, rows + 1}, {[]string{"show", "a", "--csv", "--rows", "3"}, 4}} {
+		code, out, errOut := stitch(t, t.Context(), dir, c.args...)
+		if got := strings.Count(out, "\n"); code != exitOK || got != c.lines {
+			t.Errorf("stitch %v: exit %d, %d lines, want %d\n%s", c.args, code, got, c.lines, errOut)
 		}
 	}
 }
