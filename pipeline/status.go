@@ -44,7 +44,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	ro := *w
 	ro.readOnly = true // verify without discarding: status changes nothing
 	byName := map[string]*StageStatus{}
-	var attempts map[string]string // read from the run records when first needed
+	var attempts map[string]attemptOf // read from the run records when first needed
 	// Preallocated so the pointers kept in byName stay valid.
 	out := make([]StageStatus, 0, len(stages))
 	for _, s := range stages {
@@ -57,7 +57,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		if err != nil {
 			return nil, err
 		}
-		attempt := ""
+		var attempt attemptOf
 		if last == nil {
 			if attempts == nil {
 				attempts = w.lastAttempts(p.Name)
@@ -82,7 +82,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		stale = slices.Compact(stale)
 
 		if len(stale) > 0 {
-			st.Reasons = diffRecord(last, attempt, s, prep, nil)
+			st.Reasons = diffRecord(last, attempt.reason, s, prep, nil)
 			for _, up := range stale {
 				st.Reasons = append(st.Reasons, fmt.Sprintf("upstream `%s` is stale", up))
 			}
@@ -99,7 +99,10 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 					st.Reasons = []string{"cached from an earlier run"}
 				}
 			default:
-				st.Reasons = diffRecord(last, attempt, s, prep, inputs)
+				if attempt.key != "" && attempt.key != st.Key {
+					attempt.reason = "" // it tried other parameters or inputs
+				}
+				st.Reasons = diffRecord(last, attempt.reason, s, prep, inputs)
 				if len(st.Reasons) == 0 && missing != "" {
 					st.Reasons = []string{missing}
 				}
@@ -114,13 +117,21 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	return out, nil
 }
 
+// attemptOf is how the latest run that attempted a stage ended, where
+// that was no success, and the key it ran under ("" when unknown).
+type attemptOf struct {
+	reason, key string
+}
+
 // lastAttempts returns, by stage, how the latest run of pipeline that
 // attempted the stage ended, where that was no success: "last run
 // failed", "last run interrupted" or "last run killed". A run that let
-// the stage out (its upstream failed, another stage's failure stopped
-// the run) does not count: the run before it says.
-func (w *Workspace) lastAttempts(pipeline string) map[string]string {
-	out := map[string]string{}
+// the stage out (its upstream failed, another stage's failure or an
+// interruption stopped the run first) does not count: the run before it
+// says. A killed run recorded no stage's end, so each of its stages
+// counts as killed.
+func (w *Workspace) lastAttempts(pipeline string) map[string]attemptOf {
+	out := map[string]attemptOf{}
 	runs, err := w.RunRecords()
 	if err != nil {
 		// The records only refine "never run"; status works without them.
@@ -145,9 +156,9 @@ func (w *Workspace) lastAttempts(pipeline string) map[string]string {
 			}
 			switch {
 			case sr.State == StateFailed || sr.State == StateInterrupted:
-				out[sr.Stage] = "last run " + string(sr.State)
-			case sr.State == StateNotRun && (ended == "interrupted" || ended == "killed"):
-				out[sr.Stage] = "last run " + ended // stopped before the stage started
+				out[sr.Stage] = attemptOf{"last run " + string(sr.State), sr.Key}
+			case sr.State == StateNotRun && ended == "killed":
+				out[sr.Stage] = attemptOf{"last run killed", ""}
 			case sr.State != StateRan && sr.State != StateCached:
 				continue // not attempted: upstream failed, or stopped by another's failure
 			}

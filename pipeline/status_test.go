@@ -80,9 +80,16 @@ func TestStatusLastRunInterruptedOrKilled(t *testing.T) {
 	var begun *pipeline.RunRecord
 	obs := recordOn{cancelOn{"b", cancel}, f.w, &begun}
 	res, _ := f.w.Run(ctx, parse(t, f.reg, src), pipeline.Options{Observer: obs})
-	want := map[string][]string{"b": {"last run interrupted"}, "c": {"last run interrupted", "upstream `b` is stale"}}
+	// c never started: it was not run, and says so.
+	want := map[string][]string{"b": {"last run interrupted"}, "c": {"never run", "upstream `b` is stale"}}
 	if diff := cmp.Diff(want, f.status(src)); diff != "" {
 		t.Errorf("status after the interrupt (-want +got):\n%s", diff)
+	}
+	// The interrupted attempt had other parameters than b has now.
+	other := strings.Replace(src, "steps: 100", "steps: 99", 1)
+	want = map[string][]string{"b": {"never run"}, "c": {"never run", "upstream `b` is stale"}}
+	if diff := cmp.Diff(want, f.status(other)); diff != "" {
+		t.Errorf("status with other parameters after the interrupt (-want +got):\n%s", diff)
 	}
 
 	// The record as it stood while b ran, left by a process that is gone,
