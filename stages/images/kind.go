@@ -32,7 +32,7 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
-		return fmt.Errorf("image_size: want a number or [height, width], got %d items", len(n.Content))
+		return fmt.Errorf("want a number or [height, width], got %d items", len(n.Content))
 	}
 	var hw [2]int
 	for i, c := range n.Content {
@@ -50,10 +50,10 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 func sizeSide(n *yaml.Node) (int, error) {
 	var f float64
 	if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil {
-		return 0, fmt.Errorf("image_size: want a number of pixels, got %q", n.Value)
+		return 0, fmt.Errorf("want a number of pixels, got %q", n.Value)
 	}
 	if f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-		return 0, fmt.Errorf("image_size: want a whole number of pixels, got %s", n.Value)
+		return 0, fmt.Errorf("want a whole number of pixels, got %s", n.Value)
 	}
 	return int(f), nil
 }
