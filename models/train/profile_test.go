@@ -73,12 +73,20 @@ func TestProfileStep(t *testing.T) {
 		inputs = append(inputs, tensor)
 	}
 	classes := int64(step.Classes)
-	add(nil, step.Image...)
+	// Inputs like BenchmarkTrainStep's: all-zero images and labels would
+	// profile a step whose activations and gradients are mostly zero.
+	pixels := make([]float32, graph.NumElements(step.Image))
+	for i := range pixels {
+		pixels[i] = float32(i%255)/255 - 0.5
+	}
+	add(pixels, step.Image...)
 	ones := make([]float32, batch*classes)
+	targets := make([]float32, batch*classes)
 	for i := range ones {
 		ones[i] = 1
+		targets[i] = float32(i % 2)
 	}
-	add(nil, batch, classes)
+	add(targets, batch, classes)
 	add(ones, batch, classes)
 	add(ones[:classes], classes)
 	add([]float32{1e-4}, 1)
