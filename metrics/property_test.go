@@ -143,19 +143,25 @@ func TestRankingMatchesSorting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for a := range m {
-		var s []float32
-		var l []bool
-		for i := range n {
-			if v := d.Labels[i*m+a]; v != 0 {
-				s = append(s, d.Scores[i*m+a])
-				l = append(l, v == 1)
-			}
-		}
+		s, l := knownColumn(d, a)
 		ap, auc := bruteAPAUC(s, l)
 		if math.Abs(ap-res.Ranking.AP[a]) > 1e-12 || math.Abs(auc-res.Ranking.AUC[a]) > 1e-12 {
 			t.Errorf("a%d: AP %v AUC %v, brute force %v %v", a, res.Ranking.AP[a], res.Ranking.AUC[a], ap, auc)
 		}
 	}
+}
+
+// knownColumn returns attribute a's scores over the images whose label is
+// known, and whether each label is positive.
+func knownColumn(d Data, a int) (scores []float32, positive []bool) {
+	m := d.NumAttributes
+	for i := range d.NumImages() {
+		if v := d.Labels[i*m+a]; v != 0 {
+			scores = append(scores, d.Scores[i*m+a])
+			positive = append(positive, v == 1)
+		}
+	}
+	return scores, positive
 }
 
 // bruteAPAUC is the quadratic textbook definition: AUC over all pairs
@@ -239,14 +245,7 @@ func TestRankingMatchesSortingLarge(t *testing.T) {
 	var allS []float32
 	var allL []bool
 	for a := range m {
-		var s []float32
-		var l []bool
-		for i := range n {
-			if v := d.Labels[i*m+a]; v != 0 {
-				s = append(s, d.Scores[i*m+a])
-				l = append(l, v == 1)
-			}
-		}
+		s, l := knownColumn(d, a)
 		allS, allL = append(allS, s...), append(allL, l...)
 		ap, auc, hasAP, hasAUC := sortedAPAUC(s, l)
 		if hasAP != res.Ranking.HasAP[a] || hasAUC != res.Ranking.HasAUC[a] ||
