@@ -45,17 +45,7 @@ func TestRunPredictsTrainingFrequencies(t *testing.T) {
 	}
 	run.Bind("train", trainID)
 	run.Bind("samples", testID)
-	if err := New().Run(t.Context(), run, &Params{}); err != nil {
-		t.Fatal(err)
-	}
-	id, err := run.Output("predictions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pred, err := run.St.GetPredictions(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pred := runBaseline(t, run)
 	want := &artifacts.Predictions{NumAttributes: 2, Image: []string{"x", "y", "z"},
 		Scores: []float32{1, 0.5, 1, 0.5, 1, 0.5}}
 	if diff := cmp.Diff(want, pred); diff != "" {
@@ -83,17 +73,7 @@ func TestRunScoresCategoriesByTrainingFrequency(t *testing.T) {
 	run.Bind("train", trainID)
 	run.Bind("samples", testID)
 	run.Bind("categories", catID)
-	if err := New().Run(t.Context(), run, &Params{}); err != nil {
-		t.Fatal(err)
-	}
-	id, err := run.Output("predictions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pred, err := run.St.GetPredictions(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pred := runBaseline(t, run)
 	third := float32(1) / 3
 	want := &artifacts.Predictions{NumAttributes: 2, Image: []string{"x", "y"},
 		Scores:        []float32{0.75, 0.5, 0.75, 0.5},
@@ -109,4 +89,21 @@ func TestRunScoresCategoriesByTrainingFrequency(t *testing.T) {
 		err.Error() != "training sample d has category id 9, which the categories table lacks" {
 		t.Errorf("unknown category: got %v", err)
 	}
+}
+
+// runBaseline runs the stage on run's inputs and returns its predictions.
+func runBaseline(t *testing.T, run *pipelinetest.Run) *artifacts.Predictions {
+	t.Helper()
+	if err := New().Run(t.Context(), run, &Params{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := run.Output("predictions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, err := run.St.GetPredictions(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pred
 }
