@@ -15,6 +15,8 @@ import (
 // threads: a convolution of batch 32 parallelises poorly over 2 threads,
 // two independent shards need not. On the CPU each session has one
 // thread (see NewStepper) and up to `concurrent` shards run at once.
+//
+// A replicated eval graph runs the same way, without gradients or update.
 type replicated struct {
 	sessions   []*ort.Session
 	update     *ort.Session
@@ -35,19 +37,21 @@ type batchShard struct {
 	category   *ort.Tensor[int64]
 }
 
-// openReplicated opens the shard and update sessions of s's step and
-// allocates their outputs; s's logits must exist.
-func (s *Stepper) openReplicated(opts, updateOpts ort.Options, concurrent int) (*replicated, error) {
+// openReplicated opens the shard sessions of g, a replicated step or eval
+// graph of s, and the step's update session, and allocates their outputs:
+// each shard writes its rows of logits and catLogits (nil without a
+// category head).
+func (s *Stepper) openReplicated(g *Graph, logits, catLogits *ort.Tensor[float32], opts, updateOpts ort.Options,
+	concurrent int) (*replicated, error) {
 	r := &replicated{concurrent: concurrent}
-	err := r.open(s, opts, updateOpts)
+	err := r.open(g, logits, catLogits, opts, updateOpts)
 	if err != nil {
 		return nil, errors.Join(err, r.close())
 	}
 	return r, nil
 }
 
-func (r *replicated) open(s *Stepper, opts, updateOpts ort.Options) error {
-	step := s.step
+func (r *replicated) open(step *Graph, logits, catLogits *ort.Tensor[float32], opts, updateOpts ort.Options) error {
 	for range step.Replicas {
 		sess, err := ort.NewSessionWithConfig(step.Model, step.Inputs, step.Outputs, opts, ort.NoSpinning)
 		if err != nil {
@@ -55,10 +59,11 @@ func (r *replicated) open(s *Stepper, opts, updateOpts ort.Options) error {
 		}
 		r.sessions = append(r.sessions, sess)
 	}
-	up := step.Update
 	var err error
-	if r.update, err = ort.NewSessionWithConfig(up.Model, up.Inputs, up.Outputs, updateOpts, ort.NoSpinning); err != nil {
-		return fmt.Errorf("update session: %w", err)
+	if up := step.Update; up != nil {
+		if r.update, err = ort.NewSessionWithConfig(up.Model, up.Inputs, up.Outputs, updateOpts, ort.NoSpinning); err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
 	}
 
 	if r.count, err = ort.NewEmptyTensor[float32](1); err != nil {
@@ -78,17 +83,20 @@ func (r *replicated) open(s *Stepper, opts, updateOpts ort.Options) error {
 			return err
 		}
 		r.loss = append(r.loss, loss)
-		logits, err := view(s.logits, k, int64(step.Classes))
+		shardLogits, err := view(logits, k, int64(step.Classes))
 		if err != nil {
 			return err
 		}
-		r.logits = append(r.logits, logits)
-		if s.catLogits != nil {
-			cat, err := view(s.catLogits, k, int64(step.Categories))
+		r.logits = append(r.logits, shardLogits)
+		if catLogits != nil {
+			cat, err := view(catLogits, k, int64(step.Categories))
 			if err != nil {
 				return err
 			}
 			r.catLogits = append(r.catLogits, cat)
+		}
+		if step.Update == nil {
+			continue // an eval graph: no gradients
 		}
 		grads := make([]*ort.Tensor[float32], len(step.Params))
 		r.grads = append(r.grads, grads)
@@ -158,45 +166,9 @@ func (b *Batch) closeShards() error {
 // then the update, and returns the batch's loss.
 func (s *Stepper) replicatedStep(b *Batch) (float32, error) {
 	r := s.rep
-	// The counts the single step graph takes from the mask and categories:
-	// exact integers, at least 1.
-	var known, categorised float64
-	for _, m := range b.Mask {
-		known += float64(m)
-	}
-	for _, c := range b.Category {
-		if c > 0 {
-			categorised++
-		}
-	}
-	r.count.GetData()[0] = float32(max(known, 1))
-	r.catCount.GetData()[0] = float32(max(categorised, 1))
-
 	cur := s.sets[s.cur]
-	params := cur[:len(s.step.Params)]
-	var g errgroup.Group
-	g.SetLimit(max(1, r.concurrent))
-	for k, sess := range r.sessions {
-		sh := b.shards[k]
-		inputs := []ort.Value{sh.x, sh.y, sh.mask, s.posWeight}
-		outputs := []ort.Value{r.loss[k], r.logits[k]}
-		if sh.category != nil {
-			inputs = append(inputs, sh.category)
-			outputs = append(outputs, r.catLogits[k])
-		}
-		inputs = append(inputs, r.count)
-		if sh.category != nil {
-			inputs = append(inputs, r.catCount)
-		}
-		for _, p := range params {
-			inputs = append(inputs, p)
-		}
-		for _, gr := range r.grads[k] {
-			outputs = append(outputs, gr)
-		}
-		g.Go(func() error { return sess.Run(inputs, outputs) })
-	}
-	if err := g.Wait(); err != nil {
+	loss, err := r.runShards(b, s.posWeight, cur[:len(s.step.Params)])
+	if err != nil {
 		return 0, fmt.Errorf("training step %d: %w", s.t+1, err)
 	}
 
@@ -219,6 +191,53 @@ func (s *Stepper) replicatedStep(b *Batch) (float32, error) {
 	}
 	s.cur = 1 - s.cur
 	s.t++
+	return loss, nil
+}
+
+// runShards runs r's shard sessions on b's shards, up to r.concurrent at
+// once, and returns the sum of their losses: the batch's.
+func (r *replicated) runShards(b *Batch, posWeight *ort.Tensor[float32], params []*ort.Tensor[float32]) (float32, error) {
+	// The counts the single step graph takes from the mask and categories:
+	// exact integers, at least 1.
+	var known, categorised float64
+	for _, m := range b.Mask {
+		known += float64(m)
+	}
+	for _, c := range b.Category {
+		if c > 0 {
+			categorised++
+		}
+	}
+	r.count.GetData()[0] = float32(max(known, 1))
+	r.catCount.GetData()[0] = float32(max(categorised, 1))
+
+	var g errgroup.Group
+	g.SetLimit(max(1, r.concurrent))
+	for k, sess := range r.sessions {
+		sh := b.shards[k]
+		inputs := []ort.Value{sh.x, sh.y, sh.mask, posWeight}
+		outputs := []ort.Value{r.loss[k], r.logits[k]}
+		if sh.category != nil {
+			inputs = append(inputs, sh.category)
+			outputs = append(outputs, r.catLogits[k])
+		}
+		inputs = append(inputs, r.count)
+		if sh.category != nil {
+			inputs = append(inputs, r.catCount)
+		}
+		for _, p := range params {
+			inputs = append(inputs, p)
+		}
+		if k < len(r.grads) {
+			for _, gr := range r.grads[k] {
+				outputs = append(outputs, gr)
+			}
+		}
+		g.Go(func() error { return sess.Run(inputs, outputs) })
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
 	var loss float32
 	for _, l := range r.loss {
 		loss += l.GetData()[0]

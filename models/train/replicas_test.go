@@ -99,6 +99,12 @@ func checkReplicated(t *testing.T, m *onnxpb.ModelProto, categoryLogits string) 
 		if err != nil {
 			t.Fatal(err)
 		}
+		wantEval, evalLogits, err := single.Eval(sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evalLogits = append([]float32{}, evalLogits...)
+		evalCats := append([]float32{}, single.EvalCategoryLogits()...)
 		for r, s := range steppers {
 			b := batches[r]
 			copy(b.X, sb.X)
@@ -119,6 +125,20 @@ func checkReplicated(t *testing.T, m *onnxpb.ModelProto, categoryLogits string) 
 				if d := maxRelDiff(s.catLogits.GetData(), single.catLogits.GetData()); d > 1e-4 {
 					t.Errorf("step %d, %d replicas: category logits differ by %g", step+1, r, d)
 				}
+			}
+			// The eval graph runs in the same shards, after the update.
+			gotEval, logits, err := s.Eval(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !close32(gotEval, wantEval, 1e-4) {
+				t.Errorf("step %d, %d replicas: eval loss %v, single graph %v", step+1, r, gotEval, wantEval)
+			}
+			if d := maxRelDiff(logits, evalLogits); d > 1e-3 {
+				t.Errorf("step %d, %d replicas: eval logits differ by %g", step+1, r, d)
+			}
+			if d := maxRelDiff(s.EvalCategoryLogits(), evalCats); d > 1e-3 {
+				t.Errorf("step %d, %d replicas: eval category logits differ by %g", step+1, r, d)
 			}
 		}
 	}

@@ -56,13 +56,14 @@ func destroy(ts ...*ort.Tensor[float32]) error {
 // Stepper runs a step graph and its eval graph over two preallocated sets
 // of parameter and optimizer-state tensors: step t reads one set and
 // writes the other, and the next step swaps them, so nothing is copied
-// between steps. A replicated step graph (Graph.Replicas) runs as shards
-// at the same time (see replicated).
+// between steps. A replicated step or eval graph (Graph.Replicas) runs as
+// shards at the same time (see replicated).
 type Stepper struct {
 	step, eval *Graph
 	stepSess   *ort.Session
 	evalSess   *ort.Session
 	rep        *replicated
+	evalRep    *replicated
 
 	// sets[cur] holds the current parameters then states, in Graph order.
 	sets [2][]*ort.Tensor[float32]
@@ -89,9 +90,9 @@ type Stepper struct {
 // change in the last digits with the thread count (measured: a 256x128
 // hidden layer's eval logits, 375 of 400 differing between 1 and 2
 // threads), and the thread count is no part of a run key. The shards of a
-// replicated step give the parallelism instead: up to opts.Threads of them
-// (0: all cores) run at once, which changes nothing in their results. The
-// update session, elementwise, keeps opts.Threads.
+// replicated step and eval graph give the parallelism instead: up to
+// opts.Threads of them (0: all cores) run at once, which changes nothing
+// in their results. The update session, elementwise, keeps opts.Threads.
 func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 	posWeight []float32, opts ort.Options) (_ *Stepper, err error) {
 	s := &Stepper{step: step, eval: eval, t: t}
@@ -118,9 +119,14 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 			return nil, fmt.Errorf("step session: %w", err)
 		}
 	}
-	s.evalSess, err = ort.NewSessionWithConfig(eval.Model, eval.Inputs, eval.Outputs, opts, ort.NoSpinning)
-	if err != nil {
-		return nil, fmt.Errorf("eval session: %w", err)
+	if eval.Replicas > 1 && eval.Replicas != step.Replicas {
+		return nil, fmt.Errorf("stepper: an eval graph of %d shards for a step of %d", eval.Replicas, step.Replicas)
+	}
+	if eval.Replicas <= 1 {
+		s.evalSess, err = ort.NewSessionWithConfig(eval.Model, eval.Inputs, eval.Outputs, opts, ort.NoSpinning)
+		if err != nil {
+			return nil, fmt.Errorf("eval session: %w", err)
+		}
 	}
 
 	specs := append(append([]TensorSpec{}, step.Params...), step.States...)
@@ -181,7 +187,12 @@ func NewStepper(step, eval *Graph, params, states map[string][]float32, t int64,
 		return nil, err
 	}
 	if step.Replicas > 1 {
-		if s.rep, err = s.openReplicated(opts, updateOpts, concurrent); err != nil {
+		if s.rep, err = s.openReplicated(step, s.logits, s.catLogits, opts, updateOpts, concurrent); err != nil {
+			return nil, err
+		}
+	}
+	if eval.Replicas > 1 {
+		if s.evalRep, err = s.openReplicated(eval, s.evalLogits, s.evalCatLogits, opts, updateOpts, concurrent); err != nil {
 			return nil, err
 		}
 	}
@@ -271,6 +282,13 @@ func (s *Stepper) Logits() []float32 { return s.logits.GetData() }
 // Eval runs the eval graph on b with the current parameters and returns
 // the loss and the logits (live until the next Eval).
 func (s *Stepper) Eval(b *Batch) (float32, []float32, error) {
+	if s.evalRep != nil {
+		loss, err := s.evalRep.runShards(b, s.posWeight, s.sets[s.cur][:len(s.step.Params)])
+		if err != nil {
+			return 0, nil, fmt.Errorf("evaluation: %w", err)
+		}
+		return loss, s.evalLogits.GetData(), nil
+	}
 	inputs := make([]ort.Value, 0, 5+len(s.step.Params))
 	inputs = append(inputs, s.dataInputs(b)...)
 	for i := range s.step.Params {
@@ -320,8 +338,10 @@ func (s *Stepper) States() map[string][]float32 {
 // Close frees the sessions and tensors.
 func (s *Stepper) Close() error {
 	var errs []error
-	if s.rep != nil {
-		errs = append(errs, s.rep.close())
+	for _, r := range []*replicated{s.rep, s.evalRep} {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
 	}
 	for _, sess := range []*ort.Session{s.stepSess, s.evalSess} {
 		if sess != nil {

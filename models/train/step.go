@@ -99,6 +99,8 @@ type Graph struct {
 	// the shard's data inputs, count, category_count (with categories)
 	// and params, and writing [loss, logits(, category logits), gradients
 	// in Params order], its loss being the shard's part of the batch's.
+	// A replicated eval graph is the same without the gradients and the
+	// Update.
 	// Update reads [lr, t, params..., states..., then the gradients of
 	// each shard in turn] and writes [new params..., new states...].
 	Replicas int
@@ -281,9 +283,17 @@ func renameOutput(g *onnxpb.GraphProto, from, to string) {
 
 // BuildEval returns the eval graph of spec: the forward pass and the loss,
 // reading the trainable parameters as inputs so it shares a step session's
-// current tensors.
+// current tensors. With spec.Replicas above 1 it is, like the step, the
+// graph of one shard that divides by the whole batch's counts (NameCount,
+// NameCategoryCount), which a Stepper runs once per shard at the same time.
 func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
-	p, err := prepare(forward, spec, false)
+	r := max(spec.Replicas, 1)
+	if spec.Batch <= 0 || spec.Batch%r != 0 {
+		return nil, fmt.Errorf("eval graph: batch %d does not split into %d equal shards", spec.Batch, r)
+	}
+	shardSpec := spec
+	shardSpec.Batch = spec.Batch / r
+	p, err := prepare(forward, shardSpec, r > 1)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +302,15 @@ func BuildEval(forward *onnxpb.ModelProto, spec Spec) (*Graph, error) {
 	out := &Graph{
 		Inputs:  p.dataInputs(spec),
 		Outputs: p.logitOutputs(spec),
-		Params:  p.params, Image: p.image, Classes: p.classes, Categories: p.categories,
+		Params:  p.params, Image: append([]int64{int64(spec.Batch)}, p.image[1:]...),
+		Classes: p.classes, Categories: p.categories,
+	}
+	if r > 1 {
+		out.Replicas = r
+		out.Inputs = append(out.Inputs, NameCount)
+		if p.categories > 0 {
+			out.Inputs = append(out.Inputs, NameCategoryCount)
+		}
 	}
 	for _, t := range p.params {
 		out.Inputs = append(out.Inputs, t.Name)
