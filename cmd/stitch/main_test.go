@@ -84,9 +84,9 @@ func TestExitCodes(t *testing.T) {
 		!strings.Contains(errOut.String(), "Usage: stitch COMMAND") {
 		t.Errorf("no command: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
-	if code, _, errOut := stitch(t, t.Context(), dir, "synth", "--out", filepath.Join(dir, "s"), "--n", "0"); code != exitUsage ||
-		!strings.Contains(errOut, "n 0, want 1 to 10000000") {
-		t.Errorf("synth --n 0: exit %d, stderr %q", code, errOut)
+	code, _, synthErr := stitch(t, t.Context(), dir, "synth", "--out", filepath.Join(dir, "s"), "--n", "0")
+	if code != exitUsage || !strings.Contains(synthErr, "n 0, want 1 to 10000000") {
+		t.Errorf("synth --n 0: exit %d, stderr %q", code, synthErr)
 	}
 }
 

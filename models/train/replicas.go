@@ -196,7 +196,8 @@ func (s *Stepper) replicatedStep(b *Batch) (float32, error) {
 
 // runShards runs r's shard sessions on b's shards, up to r.concurrent at
 // once, and returns the sum of their losses: the batch's.
-func (r *replicated) runShards(b *Batch, posWeight *ort.Tensor[float32], params []*ort.Tensor[float32]) (float32, error) {
+func (r *replicated) runShards(b *Batch, posWeight *ort.Tensor[float32],
+	params []*ort.Tensor[float32]) (float32, error) {
 	// The counts the single step graph takes from the mask and categories:
 	// exact integers, at least 1.
 	var known, categorised float64

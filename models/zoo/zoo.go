@@ -261,7 +261,9 @@ func mobileNetV2(n *net) string {
 
 	c := n.divisible(32)
 	n.x, n.c = relu6(n.conv("stem", n.x, 3, c, 3, 2, 1, 1)), c
-	settings := [][4]int{{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}}
+	settings := [][4]int{
+		{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1},
+	}
 	block := 0
 	for _, s := range settings {
 		t, out, count, stride := s[0], n.divisible(s[1]), s[2], s[3]

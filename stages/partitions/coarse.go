@@ -59,7 +59,10 @@ func readCoarse(ctx context.Context, root string, attrType int) (*Dataset, error
 		file  string
 		apply func(path, name string) error
 	}{
-		{"list_category_cloth.txt", func(p, n string) (err error) { ds.Categories, err = readCategoryCloth(p, n); return err }},
+		{"list_category_cloth.txt", func(p, n string) (err error) {
+			ds.Categories, err = readCategoryCloth(p, n)
+			return err
+		}},
 		{"list_category_img.txt", func(p, n string) error {
 			const cloth = "list_category_cloth.txt"
 			if err := requireFile(abs(rel(cloth)), rel(cloth), n); err != nil {
@@ -280,7 +283,8 @@ func splitInts(lr *lineReader, line []byte, dst []int64) ([]byte, error) {
 // applyCategoryImg reads list_category_img.txt: image path and a 1-based
 // category id. Images it does not list keep category 0 (none).
 func applyCategoryImg(path, name string, idx *imageIndex, attrFile string, ds *Dataset) error {
-	return eachImageRow(path, name, 1, idx, attrFile, ds, func(lr *lineReader, s *artifacts.Samples, row int, v []int64) error {
+	return eachImageRow(path, name, 1, idx, attrFile, ds, func(lr *lineReader, s *artifacts.Samples, row int,
+		v []int64) error {
 		if v[0] < 1 || v[0] > int64(len(ds.Categories)) {
 			return lr.errorf("category %d outside 1..%d", v[0], len(ds.Categories))
 		}
@@ -306,7 +310,8 @@ func requireFile(path, name, user string) error {
 
 // applyBBoxes reads list_bbox.txt: image path, x1 y1 x2 y2.
 func applyBBoxes(path, name string, idx *imageIndex, attrFile string, ds *Dataset) error {
-	return eachImageRow(path, name, 4, idx, attrFile, ds, func(lr *lineReader, s *artifacts.Samples, row int, v []int64) error {
+	return eachImageRow(path, name, 4, idx, attrFile, ds, func(lr *lineReader, s *artifacts.Samples, row int,
+		v []int64) error {
 		box, err := toBox(lr, v)
 		if err != nil {
 			return err
@@ -407,7 +412,8 @@ func applyLandmarks(path, name string, idx *imageIndex, attrFile string, ds *Dat
 		}
 		k := (len(values) - 2) / 3
 		if len(values) < 5 || (len(values)-2)%3 != 0 || k > 8 {
-			return lr.errorf("want image path, clothes type, variation type and 1 to 8 (visibility, x, y) triples, got %d values",
+			return lr.errorf("want image path, clothes type, variation type and 1 to 8 (visibility, x, y) "+
+				"triples, got %d values",
 				len(values))
 		}
 		part, row, err := idx.lookup(lr, rest, attrFile)

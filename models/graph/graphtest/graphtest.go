@@ -53,7 +53,8 @@ func Input(seed uint64, shape ...int64) []float32 {
 
 // Run runs model once on x (shape xShape) and returns the single output
 // named output and its shape.
-func Run(t testing.TB, model *onnxpb.ModelProto, input, output string, x []float32, xShape ...int64) ([]float32, []int64) {
+func Run(t testing.TB, model *onnxpb.ModelProto, input, output string, x []float32,
+	xShape ...int64) ([]float32, []int64) {
 	t.Helper()
 	RequireORT(t)
 	data, err := graph.Marshal(model)
