@@ -524,6 +524,16 @@ func TestReadCategories(t *testing.T) {
 }
 
 // trainYAML is a pipeline with a train stage whose with: holds with.
+// parseTrain parses src as train.yaml with the train and partitions kinds.
+func parseTrain(t *testing.T, src string) (*pipeline.Pipeline, error) {
+	t.Helper()
+	reg, err := pipeline.NewRegistry(New(), partitions.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Parse("train.yaml", []byte(src), reg, nil)
+}
+
 func trainYAML(with string) string {
 	return `stages:
   split: {uses: partitions, with: {root: /data, layout: coarse}}
@@ -536,10 +546,6 @@ func trainYAML(with string) string {
 // TestCategoryParamsFromYAML checks the parameters as a pipeline file
 // spells them: `categories: true` is a YAML bool, decoded as "true".
 func TestCategoryParamsFromYAML(t *testing.T) {
-	reg, err := pipeline.NewRegistry(New(), partitions.New())
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		with, want string // want: a value of categories, or an error (with a space)
 	}{
@@ -562,7 +568,7 @@ func TestCategoryParamsFromYAML(t *testing.T) {
 			"category_weight 1e+300: want a weight > 0 and at most 1000"},
 		{"    with: {category_weight: 1000}\n", "auto"},
 	} {
-		p, err := pipeline.Parse("train.yaml", []byte(trainYAML(tc.with)), reg, nil)
+		p, err := parseTrain(t, trainYAML(tc.with))
 		with := strings.TrimSpace(tc.with)
 		if strings.Contains(tc.want, " ") {
 			if err == nil || !strings.Contains(err.Error(), tc.want) ||
@@ -586,10 +592,6 @@ func TestCategoryParamsFromYAML(t *testing.T) {
 // TestParamErrorPositions checks that a rejected parameter is reported at
 // its own line and column, not at the first key under with:.
 func TestParamErrorPositions(t *testing.T) {
-	reg, err := pipeline.NewRegistry(New(), partitions.New())
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name, with, want string
 	}{
@@ -651,7 +653,7 @@ func TestParamErrorPositions(t *testing.T) {
 			if strings.Contains(tc.with, "${f}") {
 				src = "params: {f: 2}\n" + src
 			}
-			_, err := pipeline.Parse("train.yaml", []byte(src), reg, nil)
+			_, err := parseTrain(t, src)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("error:\n%v\nwant one starting:\n%s", err, tc.want)
 			}
@@ -662,10 +664,6 @@ func TestParamErrorPositions(t *testing.T) {
 // TestCategoriesTrueNeedsInputAtLoad: the missing input is reported at
 // load time, at the parameter, before anything runs.
 func TestCategoriesTrueNeedsInputAtLoad(t *testing.T) {
-	reg, err := pipeline.NewRegistry(New(), partitions.New())
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := `stages:
   split: {uses: partitions, with: {root: /data, layout: coarse}}
   train:
@@ -673,7 +671,7 @@ func TestCategoriesTrueNeedsInputAtLoad(t *testing.T) {
     needs: {train: split.train, val: split.val, attributes: split.attributes}
     with: {categories: true}
 `
-	_, err = pipeline.Parse("train.yaml", []byte(src), reg, nil)
+	_, err := parseTrain(t, src)
 	want := "train.yaml:6:24: stage train: invalid parameters: categories: true needs the categories input"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error:\n%v\nwant one starting:\n%s", err, want)
@@ -682,17 +680,13 @@ func TestCategoriesTrueNeedsInputAtLoad(t *testing.T) {
 
 // TestMisspeltInput checks the hint for an input named in the singular.
 func TestMisspeltInput(t *testing.T) {
-	reg, err := pipeline.NewRegistry(New(), partitions.New())
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := `stages:
   split: {uses: partitions, with: {root: /data, layout: coarse}}
   train:
     uses: train
     needs: {train: split.train, val: split.val, attributes: split.attributes, category: split.categories}
 `
-	_, err = pipeline.Parse("train.yaml", []byte(src), reg, nil)
+	_, err := parseTrain(t, src)
 	want := `kind train has no input "category" (did you mean "categories"?)`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want one saying %s", err, want)
