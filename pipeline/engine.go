@@ -38,6 +38,9 @@ const (
 	StateInterrupted State = "interrupted"
 	// StateWouldRun: --dry-run found the stage stale.
 	StateWouldRun State = "would run"
+	// StateRunning is in the record of a run in progress (or killed): the
+	// stage had started and not ended.
+	StateRunning State = "running"
 )
 
 // Observer follows a run, for progress display. Calls come from several
@@ -191,9 +194,8 @@ func (w *Workspace) Run(ctx context.Context, p *Pipeline, opts Options) (*Result
 	for _, s := range selected {
 		begun.Stages = append(begun.Stages, StageRun{Stage: s.Name, Kind: s.Kind.Name(), State: StateNotRun})
 	}
-	if err := w.writeRunRecord(begun); err != nil {
-		w.logger.Warn("could not write the run record", "err", err)
-	}
+	r.begun = begun
+	r.updateRecord("", "", "")
 	for _, s := range selected {
 		r.nodes[s.Name] = &node{stage: s, forced: forced[s.Name]}
 	}
@@ -300,6 +302,26 @@ type runner struct {
 	fp     *fingerprinter
 	nodes  map[string]*node
 	logger *slog.Logger
+
+	// begun is the run record while the run lasts: it says which stages
+	// have started and ended, so a killed run leaves which one it killed.
+	recordMu sync.Mutex
+	begun    *RunRecord
+}
+
+// updateRecord sets a stage's state and key in the record of the run in
+// progress and rewrites it; stage "" only writes it.
+func (r *runner) updateRecord(stage string, state State, key string) {
+	r.recordMu.Lock()
+	defer r.recordMu.Unlock()
+	for i := range r.begun.Stages {
+		if sr := &r.begun.Stages[i]; sr.Stage == stage {
+			sr.State, sr.Key = state, key
+		}
+	}
+	if err := r.w.writeRunRecord(r.begun); err != nil {
+		r.logger.Warn("could not write the run record", "err", err)
+	}
 }
 
 // schedule dispatches each stage once its producers are done, at most
@@ -406,6 +428,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 	*res = StageResult{Stage: s.Name, Kind: s.Kind.Name()}
 	defer func() {
 		res.Duration = time.Since(start)
+		r.updateRecord(s.Name, res.State, res.Key)
 		if r.opts.Observer != nil {
 			r.opts.Observer.StageFinished(*res)
 		}
@@ -461,6 +484,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 		}
 	}
 
+	r.updateRecord(s.Name, StateRunning, key)
 	if r.opts.Observer != nil {
 		r.opts.Observer.StageStarted(s.Name)
 	}

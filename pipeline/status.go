@@ -57,13 +57,10 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		if err != nil {
 			return nil, err
 		}
-		var attempt attemptOf
-		if last == nil {
-			if attempts == nil {
-				attempts = w.lastAttempts(p.Name)
-			}
-			attempt = attempts[s.Name]
+		if attempts == nil {
+			attempts = w.lastAttempts(p.Name)
 		}
+		attempt := attempts[s.Name]
 
 		inputs := map[string][]InputRef{}
 		var stale []string
@@ -103,6 +100,10 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 					attempt.reason = "" // it tried other parameters or inputs
 				}
 				st.Reasons = diffRecord(last, attempt.reason, s, prep, inputs)
+				if last != nil && attempt.reason != "" && attempt.key == st.Key {
+					// It succeeded before, then failed as it stands now.
+					st.Reasons = append([]string{attempt.reason}, st.Reasons...)
+				}
 				if len(st.Reasons) == 0 && missing != "" {
 					st.Reasons = []string{missing}
 				}
@@ -128,8 +129,8 @@ type attemptOf struct {
 // failed", "last run interrupted" or "last run killed". A run that let
 // the stage out (its upstream failed, another stage's failure or an
 // interruption stopped the run first) does not count: the run before it
-// says. A killed run recorded no stage's end, so each of its stages
-// counts as killed.
+// says. A killed run left its record as it stood: the stages it had
+// started and not ended say "running", and those count as killed.
 func (w *Workspace) lastAttempts(pipeline string) map[string]attemptOf {
 	out := map[string]attemptOf{}
 	runs, err := w.RunRecords()
@@ -140,26 +141,20 @@ func (w *Workspace) lastAttempts(pipeline string) map[string]attemptOf {
 	}
 	done := map[string]bool{}
 	for _, r := range slices.Backward(runs) {
-		if r.Pipeline != pipeline {
-			continue
-		}
-		ended := r.Outcome
-		if ended == OutcomeRunning {
-			if !r.Killed() {
-				continue // in progress: nothing has ended yet
-			}
-			ended = "killed"
+		if r.Pipeline != pipeline || r.Outcome == OutcomeRunning && !r.Killed() {
+			continue // in progress: what it does has not ended yet
 		}
 		for _, sr := range r.Stages {
 			if done[sr.Stage] {
 				continue
 			}
-			switch {
-			case sr.State == StateFailed || sr.State == StateInterrupted:
+			switch sr.State {
+			case StateFailed, StateInterrupted:
 				out[sr.Stage] = attemptOf{"last run " + string(sr.State), sr.Key}
-			case sr.State == StateNotRun && ended == "killed":
-				out[sr.Stage] = attemptOf{"last run killed", ""}
-			case sr.State != StateRan && sr.State != StateCached:
+			case StateRunning:
+				out[sr.Stage] = attemptOf{"last run killed", sr.Key}
+			case StateRan, StateCached:
+			default:
 				continue // not attempted: upstream failed, or stopped by another's failure
 			}
 			done[sr.Stage] = true

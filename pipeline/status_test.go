@@ -50,6 +50,28 @@ func TestStatusLastRunFailed(t *testing.T) {
 	}
 }
 
+// A stage that succeeded once and then failed with other parameters says
+// that its last run failed, besides what changed since the success; back
+// at the old parameters it is cached and says nothing of the failure.
+func TestStatusFailedAfterSuccess(t *testing.T) {
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "fail")
+	writeFile(t, marker, "")
+	src := "params: {m: x}\nstages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, " +
+		"with: {fail_if: \"${m}\"}}}"
+	f.mustRun(src)
+	if _, _, err := f.run(src, pipeline.Options{}, "m="+marker); err == nil {
+		t.Fatal("run: no error, want b to fail")
+	}
+	got := f.status(src, "m="+marker)["b"]
+	if len(got) != 2 || got[0] != "last run failed" || !strings.Contains(got[1], "fail_if") {
+		t.Errorf("status of b = %q, want the failure and the parameter change", got)
+	}
+	if got := f.status(src); len(got) != 0 {
+		t.Errorf("status at the old parameters = %v, want all fresh", got)
+	}
+}
+
 // recordOn keeps, when stage starts, the run record written so far.
 type recordOn struct {
 	cancelOn
@@ -69,8 +91,9 @@ func (o recordOn) StageStarted(stage string) {
 	o.cancelOn.StageStarted(stage)
 }
 
-// An interrupted stage, and one a killed run had yet to finish, say so
-// rather than "never run".
+// An interrupted stage, and the one a killed run was running, say so
+// rather than "never run"; a stage the killed run had not started does
+// not.
 func TestStatusLastRunInterruptedOrKilled(t *testing.T) {
 	f := newFixture(t)
 	src := "stages: {a: {uses: source}, b: {uses: slow, needs: {in: a.out}, with: {steps: 100, step_ms: 20}}, " +
@@ -103,7 +126,8 @@ func TestStatusLastRunInterruptedOrKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(f.dir, pipeline.MetaDir, "runs", res.RunID+".json"), string(data))
-	want = map[string][]string{"b": {"last run killed"}, "c": {"last run killed", "upstream `b` is stale"}}
+	// b was running when the run was killed; c had not started.
+	want = map[string][]string{"b": {"last run killed"}, "c": {"never run", "upstream `b` is stale"}}
 	if diff := cmp.Diff(want, f.status(src)); diff != "" {
 		t.Errorf("status after the kill (-want +got):\n%s", diff)
 	}
