@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 
 	"stitch/models/graph"
 )
@@ -52,12 +53,13 @@ func (o Optimizer) Validate() error {
 	switch {
 	case o.Kind != Adam && o.Kind != SGD:
 		return fmt.Errorf("optimizer %q: want %s or %s", o.Kind, Adam, SGD)
-	case o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1:
+	// Written so that NaN fails each test.
+	case !(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1):
 		return fmt.Errorf("optimizer %s: betas %g, %g must lie in [0, 1)", o.Kind, o.Beta1, o.Beta2)
-	case o.Momentum < 0 || o.Momentum >= 1:
+	case !(o.Momentum >= 0 && o.Momentum < 1):
 		return fmt.Errorf("optimizer %s: momentum %g must lie in [0, 1)", o.Kind, o.Momentum)
-	case o.WeightDecay < 0:
-		return fmt.Errorf("optimizer %s: negative weight decay %g", o.Kind, o.WeightDecay)
+	case !(o.WeightDecay >= 0) || math.IsInf(float64(o.WeightDecay), 0):
+		return fmt.Errorf("optimizer %s: weight decay %g, want a finite value >= 0", o.Kind, o.WeightDecay)
 	case o.Nesterov && o.Momentum == 0:
 		return fmt.Errorf("optimizer %s: nesterov needs a momentum", o.Kind)
 	}

@@ -230,6 +230,9 @@ func TestParamsValidate(t *testing.T) {
 		{"crop margin NaN", func(p *Params) { p.CropMargin = math.NaN() }, "crop_margin"},
 		{"min delta NaN", func(p *Params) { p.MinDelta = math.NaN() }, "min_delta"},
 		{"lr factor NaN", func(p *Params) { p.LRFactor = math.NaN() }, "lr_factor"},
+		{"momentum NaN", func(p *Params) { p.Optimizer, p.Momentum = "sgd", math.NaN() }, "momentum"},
+		{"weight decay NaN", func(p *Params) { p.WeightDecay = math.NaN() }, "weight_decay"},
+		{"weight decay beyond float32", func(p *Params) { p.WeightDecay = 1e300 }, "weight_decay"},
 	} {
 		p := NewParams()
 		tc.edit(p)

@@ -323,9 +323,9 @@ func (p *Params) optimizerKey() string {
 	switch {
 	case p.Optimizer != train.Adam && p.Optimizer != train.SGD:
 		return "optimizer"
-	case p.Optimizer == train.SGD && (p.Momentum < 0 || p.Momentum >= 1):
+	case p.Optimizer == train.SGD && !(p.Momentum >= 0 && p.Momentum < 1):
 		return "momentum"
-	case p.WeightDecay < 0:
+	case !(p.WeightDecay >= 0) || math.IsInf(float64(float32(p.WeightDecay)), 0):
 		return "weight_decay"
 	case p.Optimizer == train.SGD && p.Nesterov:
 		return "nesterov"
