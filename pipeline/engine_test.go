@@ -507,3 +507,21 @@ func TestInterruptedIsNotFailed(t *testing.T) {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
 }
+
+// A parameter the kind declares output-neutral is left out of the run key:
+// changing it reruns nothing and leaves the stage fresh.
+func TestOutputNeutralParameter(t *testing.T) {
+	f := newFixture(t)
+	src := "stages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, with: {note: first}}}"
+	f.mustRun(src)
+	second := strings.Replace(src, "note: first", "note: second", 1)
+	if ran := f.mustRun(second); len(ran) != 0 {
+		t.Errorf("changing note ran %v, want nothing", ran)
+	}
+	if got := f.status(second); len(got) != 0 {
+		t.Errorf("status after changing note = %v, want all fresh", got)
+	}
+	if ran := f.mustRun(strings.Replace(second, "note: second", "suffix: '!'", 1)); ran["b"] != 1 {
+		t.Errorf("changing suffix ran %v, want b", ran)
+	}
+}

@@ -42,7 +42,18 @@ type stageKeyInputs struct {
 // prepare computes a stage's canonical parameters and the fingerprints of
 // the external paths it reads.
 func prepare(ctx context.Context, s *Stage, fp *fingerprinter) (stageKeyInputs, error) {
-	out := stageKeyInputs{params: canonicalJSON(canonical(s.Params)), externals: map[string]string{}}
+	params := canonical(s.Params)
+	if kp, ok := s.Kind.(KeyPruner); ok {
+		if m, ok := params.(map[string]any); ok {
+			wired := func(input string) bool {
+				return slices.ContainsFunc(s.Inputs, func(in Input) bool { return in.Name == input })
+			}
+			for _, k := range kp.OutputNeutral(s.Params, wired) {
+				delete(m, k)
+			}
+		}
+	}
+	out := stageKeyInputs{params: canonicalJSON(params), externals: map[string]string{}}
 	er, ok := s.Kind.(ExternalReader)
 	if !ok {
 		return out, nil

@@ -60,6 +60,15 @@ type WiringChecker interface {
 	CheckWiring(params any, wired func(input string) bool) error
 }
 
+// KeyPruner is implemented by kinds with parameters that change nothing
+// in the outputs, always (a worker count) or given the others and the
+// wiring (a loss weight of a head left out). OutputNeutral names them by
+// their top-level keys; they are left out of the run key and the records,
+// so changing one reuses the cache instead of rerunning the stage.
+type KeyPruner interface {
+	OutputNeutral(params any, wired func(input string) bool) []string
+}
+
 // Reporter is implemented by kinds whose outputs a person wants to see at
 // the end of `stitch run` (tabulate prints its main table). It is called
 // for fresh and cached runs alike.

@@ -179,6 +179,8 @@ type UpperParams struct {
 	Suffix string  `yaml:"suffix"`
 	Scale  float64 `yaml:"scale"`
 	FailIf string  `yaml:"fail_if"`
+	// Note changes nothing in the output (see OutputNeutral).
+	Note string `yaml:"note"`
 }
 
 func (upper) Name() string    { return "upper" }
@@ -188,6 +190,9 @@ func (upper) Inputs() []pipeline.Port {
 }
 func (upper) Outputs() []pipeline.Port { return []pipeline.Port{text("out", "upper-cased")} }
 func (upper) NewParams() any           { return &UpperParams{Scale: 1} }
+
+// OutputNeutral: note is left out of the run key.
+func (upper) OutputNeutral(any, func(string) bool) []string { return []string{"note"} }
 
 func (u upper) Run(ctx context.Context, run pipeline.Run, params any) error {
 	u.c.add(run.Stage())

@@ -34,7 +34,7 @@
 //     skip leaves bad images out, logs one debug line per image and one
 //     warning with the count, and lists them in bad_images.
 //   - workers (default 0, one per core): images decoded at once. The
-//     output does not depend on it.
+//     output does not depend on it, and the run key leaves it out.
 //
 // Images are decoded by pixels.Load, as every other stage decodes them:
 // JPEG and PNG, greyscale, CMYK, alpha composited on white, the EXIF

@@ -115,6 +115,10 @@ func (kind) Name() string    { return "images" }
 func (kind) Version() string { return "1" }
 func (kind) NewParams() any  { return NewParams() }
 
+// OutputNeutral leaves workers out of the run key: how many images are
+// decoded at once changes nothing in the table.
+func (kind) OutputNeutral(any, func(string) bool) []string { return []string{"workers"} }
+
 // Inputs is the samples table to materialise. The image files it names
 // are not declared as externals: see the package documentation.
 func (kind) Inputs() []pipeline.Port {

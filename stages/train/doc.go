@@ -29,7 +29,8 @@
 //     over the samples that have a category. auto leaves the head out
 //     only when the input is not wired or no training sample has a
 //     category: training samples with category ids beside an empty table
-//     are an error. `true` makes a missing input or category an error,
+//     are an error. Without the input (or with categories: false),
+//     category_weight is left out of the run key. `true` makes a missing input or category an error,
 //     `false` leaves the head out; true and false may be spelt as any
 //     YAML boolean (True, FALSE). A sample whose category the table does
 //     not list is an error. The model's metadata records the

@@ -68,6 +68,21 @@ func (kind) CheckWiring(params any, wired func(string) bool) error {
 	return errors.Join(errs...)
 }
 
+// OutputNeutral leaves out of the run key what cannot change the model:
+// category_weight without a category head (categories false, or auto
+// with no categories input), and momentum and nesterov under Adam.
+func (kind) OutputNeutral(params any, wired func(string) bool) []string {
+	p := params.(*Params)
+	var out []string
+	if p.Categories == CategoriesOff || p.Categories == CategoriesAuto && !wired("categories") {
+		out = append(out, "category_weight")
+	}
+	if p.Optimizer == train.Adam {
+		out = append(out, "momentum", "nesterov")
+	}
+	return out
+}
+
 // Externals names the backbone ONNX file, if any, so that replacing it
 // retrains.
 func (kind) Externals(params any) ([]string, error) {

@@ -20,6 +20,7 @@ import (
 	"stitch/internal/testenv"
 	"stitch/models/graph"
 	"stitch/models/head"
+	"stitch/models/train"
 	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 	"stitch/stages/partitions"
@@ -693,5 +694,28 @@ func TestMisspeltInput(t *testing.T) {
 	want := `kind train has no input "category" (did you mean "categories"?)`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want one saying %s", err, want)
+	}
+}
+
+// category_weight is output-neutral exactly when no category head can be
+// built, momentum and nesterov exactly under Adam.
+func TestOutputNeutral(t *testing.T) {
+	wired := func(on bool) func(string) bool { return func(string) bool { return on } }
+	for _, tc := range []struct {
+		mode      CategoryMode
+		optimizer string
+		wired     bool
+		want      []string
+	}{
+		{CategoriesOff, train.Adam, true, []string{"category_weight", "momentum", "nesterov"}},
+		{CategoriesAuto, train.Adam, false, []string{"category_weight", "momentum", "nesterov"}},
+		{CategoriesAuto, train.Adam, true, []string{"momentum", "nesterov"}},
+		{CategoriesOn, train.SGD, true, nil},
+	} {
+		p := NewParams()
+		p.Categories, p.Optimizer = tc.mode, tc.optimizer
+		if got := (kind{}).OutputNeutral(p, wired(tc.wired)); !slices.Equal(got, tc.want) {
+			t.Errorf("categories %s, %s, wired %v: %v, want %v", tc.mode, tc.optimizer, tc.wired, got, tc.want)
+		}
 	}
 }
