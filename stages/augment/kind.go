@@ -94,7 +94,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "augment" }
-func (kind) Version() string { return "1" }
+func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
 
 func (kind) Inputs() []pipeline.Port {
@@ -161,8 +161,9 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 }
 
 // source returns row i of s as an image: its pixels in an images table,
-// else the file cropped to its box.
-func source(p *Params, s *artifacts.Samples, i int) (*image.NRGBA, error) {
+// else the file cropped to its box. boxes, if not nil, counts the boxes
+// beyond their images.
+func source(p *Params, s *artifacts.Samples, i int, boxes *pixels.BoxTally) (*image.NRGBA, error) {
 	if s.Pixels != nil {
 		return pixels.FromRGB(s.Pixels[i], s.Width, s.Height)
 	}
@@ -171,7 +172,11 @@ func source(p *Params, s *artifacts.Samples, i int) (*image.NRGBA, error) {
 		return nil, err
 	}
 	if p.Crop && s.HasBBox[i] {
-		img = pixels.CropBox(img, s.BBox[i], p.Margin)
+		var fit pixels.BoxFit
+		img, fit = pixels.CropBox(img, s.BBox[i], p.Margin)
+		if boxes != nil {
+			boxes.Add(fit)
+		}
 	}
 	return img, nil
 }
@@ -186,12 +191,13 @@ func materialise(ctx context.Context, run pipeline.Run, p *Params, policy *Polic
 	in, out *artifacts.Samples, seed int64) error {
 	h, w := p.TargetSize[0], p.TargetSize[1]
 	var skipped []string
+	var boxes pixels.BoxTally
 	for i := range in.Len() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		run.Progress().Report("augment", i, in.Len(), "")
-		img, err := source(p, in, i)
+		img, err := source(p, in, i, &boxes)
 		if err != nil {
 			if p.OnBadImage == "error" {
 				return fmt.Errorf("augment: %w", err)
@@ -212,6 +218,7 @@ func materialise(ctx context.Context, run pipeline.Run, p *Params, policy *Polic
 			add(fmt.Sprintf("%s#aug%d", in.Image[i], k), policy.Apply(img, rowRand(seed, i, k)))
 		}
 	}
+	boxes.Warn(run.Logger())
 	if len(skipped) > 0 {
 		run.Logger().Warn("bad images skipped", "count", len(skipped), "first", skipped[0])
 	}
@@ -225,7 +232,7 @@ func preview(p *Params, policy *Policy, in *artifacts.Samples, seed int64) ([]by
 	var sources []*image.NRGBA
 	if in != nil {
 		for i := 0; i < in.Len() && len(sources) < p.Preview; i++ {
-			if img, err := source(p, in, i); err == nil {
+			if img, err := source(p, in, i, nil); err == nil {
 				sources = append(sources, img)
 			}
 		}

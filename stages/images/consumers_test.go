@@ -27,7 +27,7 @@ func TestPredictReadsImagesTable(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(in.Root, "img")); err != nil {
 		t.Fatal(err)
 	}
-	fill := predict.SamplesFill(res.images, meta, true, 0.1)
+	fill := predict.SamplesFill(res.images, meta, true, 0.1, nil)
 	const plane = 12 * 20
 	got := make([]float32, 3*plane)
 	for i := range res.images.Len() {

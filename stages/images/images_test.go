@@ -79,7 +79,7 @@ func reference(t *testing.T, s *artifacts.Samples, i int, p *images.Params) []by
 		t.Fatal(err)
 	}
 	if s.HasBBox[i] {
-		img = pixels.CropBox(img, s.BBox[i], p.Margin)
+		img, _ = pixels.CropBox(img, s.BBox[i], p.Margin)
 	}
 	return pixels.RGB(pixels.Fit(img, p.ImageSize[1], p.ImageSize[0]))
 }
@@ -391,5 +391,33 @@ func TestCancelledRunStoresNothing(t *testing.T) {
 	}
 	if _, err := run.Output("images"); err == nil {
 		t.Error("a cancelled run set its images output")
+	}
+}
+
+// Boxes beyond their images are a counted tolerance: clipped to the image,
+// or the whole image when nothing of the box is inside, and one warning
+// with both counts.
+func TestBoxesBeyondTheImage(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "img/a.png", encodePNG(t, framed(40, 30, red, red, image.Rectangle{})))
+	in := samplesOf(root, "train", []row{
+		{image: "img/a.png", bbox: box(5, 5, 20, 20)},   // inside
+		{image: "img/a.png", bbox: box(30, 20, 60, 50)}, // clipped
+		{image: "img/a.png", bbox: box(10, 5, 80, 25)},  // clipped
+		{image: "img/a.png", bbox: box(50, 40, 60, 50)}, // outside: whole image
+	})
+	p := images.NewParams()
+	p.ImageSize = images.Size{8, 8}
+	var log syncBuffer
+	res, err := materialise(t, in, p, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.images.Pixels) != 4 {
+		t.Fatalf("%d rows, want 4", len(res.images.Pixels))
+	}
+	if got := log.String(); !strings.Contains(got, "bounding boxes beyond their images") ||
+		!strings.Contains(got, "clipped=2") || !strings.Contains(got, "empty=1") {
+		t.Errorf("log lacks the warning with clipped=2 empty=1:\n%s", got)
 	}
 }

@@ -112,7 +112,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "images" }
-func (kind) Version() string { return "1" }
+func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
 
 // OutputNeutral leaves workers out of the run key: how many images are

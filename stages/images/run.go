@@ -66,6 +66,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	run.SetOutput("bad_images", badID)
 
 	log := run.Logger()
+	m.boxes.Warn(log)
 	if len(m.bad) > 0 {
 		log.Warn("bad images skipped", "count", len(m.bad), "of", in.Len(),
 			"first", m.bad[0].Image, "table", badID.Short())
@@ -86,6 +87,8 @@ type materialiser struct {
 	// bad lists the skipped rows in input order; only the writer
 	// goroutine touches it.
 	bad []BadImage
+	// boxes counts the boxes beyond their images.
+	boxes pixels.BoxTally
 }
 
 // outcome is one decoded row: its pixels or why there are none.
@@ -192,7 +195,9 @@ func (m *materialiser) load(i int) ([]byte, error) {
 		return nil, err
 	}
 	if m.in.HasBBox[i] {
-		img = pixels.CropBox(img, m.in.BBox[i], m.p.Margin)
+		var fit pixels.BoxFit
+		img, fit = pixels.CropBox(img, m.in.BBox[i], m.p.Margin)
+		m.boxes.Add(fit)
 	}
 	h, w := m.p.ImageSize[0], m.p.ImageSize[1]
 	return pixels.RGB(pixels.Fit(img, w, h)), nil

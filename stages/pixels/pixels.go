@@ -10,7 +10,9 @@ import (
 	_ "image/jpeg" // registered for image.DecodeConfig
 	_ "image/png"
 	"io"
+	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/disintegration/imaging"
 )
@@ -89,20 +91,68 @@ func Opaque(img image.Image) *image.NRGBA {
 	return &image.NRGBA{Pix: dst.Pix, Stride: dst.Stride, Rect: rect}
 }
 
+// BoxFit says how a bounding box lies on its image.
+type BoxFit int
+
+const (
+	// BoxInside: the box lies within the image.
+	BoxInside BoxFit = iota
+	// BoxClipped: the box reaches beyond the image; the crop keeps the
+	// part inside.
+	BoxClipped
+	// BoxEmpty: no part of the box with any area lies inside the image;
+	// the crop is the whole image.
+	BoxEmpty
+)
+
 // CropBox crops img to bbox (x1, y1, x2, y2 in pixels) grown by margin
-// times the box's width and height on each side, clipped to the image. A
-// box that is empty after clipping yields the whole image: a bad box must
-// not silently turn a sample into a sliver.
-func CropBox(img *image.NRGBA, bbox [4]int32, margin float64) *image.NRGBA {
+// times the box's width and height on each side, clipped to the image,
+// and says how the box itself lay on the image. A box with no area inside
+// the image yields the whole image: a bad box must not silently turn a
+// sample into a sliver. The margin may reach beyond the image without
+// making the box clipped.
+func CropBox(img *image.NRGBA, bbox [4]int32, margin float64) (*image.NRGBA, BoxFit) {
+	b := img.Bounds()
+	box := image.Rect(int(bbox[0]), int(bbox[1]), int(bbox[2]), int(bbox[3]))
+	if box.Intersect(b).Empty() {
+		return imaging.Clone(img), BoxEmpty
+	}
+	fit := BoxInside
+	if !box.In(b) {
+		fit = BoxClipped
+	}
 	w, h := float64(bbox[2]-bbox[0]), float64(bbox[3]-bbox[1])
 	r := image.Rect(
 		int(float64(bbox[0])-margin*w), int(float64(bbox[1])-margin*h),
 		int(float64(bbox[2])+margin*w+0.5), int(float64(bbox[3])+margin*h+0.5),
-	).Intersect(img.Bounds())
-	if r.Empty() {
-		return imaging.Clone(img)
+	).Intersect(b)
+	return imaging.Crop(img, r), fit
+}
+
+// BoxTally counts, safely from several goroutines, the boxes CropBox
+// found clipped or empty, for one warning per stage.
+type BoxTally struct {
+	clipped, empty atomic.Int64
+}
+
+// Add counts one box.
+func (t *BoxTally) Add(f BoxFit) {
+	switch f {
+	case BoxClipped:
+		t.clipped.Add(1)
+	case BoxEmpty:
+		t.empty.Add(1)
 	}
-	return imaging.Crop(img, r)
+}
+
+// Warn logs how many boxes were clipped or empty, if any.
+func (t *BoxTally) Warn(log *slog.Logger) {
+	clipped, empty := t.clipped.Load(), t.empty.Load()
+	if clipped+empty == 0 {
+		return
+	}
+	log.Warn("bounding boxes beyond their images: clipped ones are cropped to the part inside, "+
+		"for empty ones the whole image is used", "clipped", clipped, "empty", empty)
 }
 
 // Fit resizes img to exactly w x h with a linear filter, not keeping the

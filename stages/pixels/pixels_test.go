@@ -315,21 +315,31 @@ func TestCropBox(t *testing.T) {
 		box    [4]int32
 		margin float64
 		want   image.Rectangle
+		fit    BoxFit
 	}{
-		{"plain", [4]int32{10, 10, 30, 20}, 0, image.Rect(0, 0, 20, 10)},
-		{"margin", [4]int32{10, 10, 30, 20}, 0.5, image.Rect(0, 0, 40, 20)},
-		{"clipped", [4]int32{90, 40, 120, 60}, 0, image.Rect(0, 0, 10, 10)},
-		{"outside: whole image", [4]int32{200, 200, 300, 300}, 0, image.Rect(0, 0, 100, 50)},
-		{"empty: whole image", [4]int32{10, 10, 10, 10}, 0, image.Rect(0, 0, 100, 50)},
+		{"plain", [4]int32{10, 10, 30, 20}, 0, image.Rect(0, 0, 20, 10), BoxInside},
+		{"margin", [4]int32{10, 10, 30, 20}, 0.5, image.Rect(0, 0, 40, 20), BoxInside},
+		{"margin beyond the image", [4]int32{0, 0, 100, 50}, 0.5, image.Rect(0, 0, 100, 50), BoxInside},
+		{"clipped", [4]int32{90, 40, 120, 60}, 0, image.Rect(0, 0, 10, 10), BoxClipped},
+		{"outside: whole image", [4]int32{200, 200, 300, 300}, 0, image.Rect(0, 0, 100, 50), BoxEmpty},
+		// Its margin would reach into the image: still the whole image.
+		{"outside, margin inside", [4]int32{100, 0, 120, 10}, 0.5, image.Rect(0, 0, 100, 50), BoxEmpty},
+		{"empty: whole image", [4]int32{10, 10, 10, 10}, 0, image.Rect(0, 0, 100, 50), BoxEmpty},
 	}
+	var tally BoxTally
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := CropBox(img, tt.box, tt.margin).Rect; got != tt.want {
-				t.Errorf("bounds %v, want %v", got, tt.want)
+			got, fit := CropBox(img, tt.box, tt.margin)
+			if got.Rect != tt.want || fit != tt.fit {
+				t.Errorf("bounds %v, fit %d, want %v, %d", got.Rect, fit, tt.want, tt.fit)
 			}
+			tally.Add(fit)
 		})
 	}
-	if got := CropBox(img, [4]int32{60, 0, 70, 10}, 0).NRGBAAt(0, 0); got != blue {
+	if c, e := tally.clipped.Load(), tally.empty.Load(); c != 1 || e != 3 {
+		t.Errorf("tally: %d clipped, %d empty, want 1 and 3", c, e)
+	}
+	if got, _ := CropBox(img, [4]int32{60, 0, 70, 10}, 0); got.NRGBAAt(0, 0) != blue {
 		t.Errorf("crop of the right half: %v, want blue", got)
 	}
 }

@@ -47,7 +47,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "predict" }
-func (kind) Version() string { return "1" }
+func (kind) Version() string { return "2" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -97,12 +97,14 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 			run.Stage(), infer.ErrOutputCount, pred.NumOutputs(), samples.NumAttributes)
 	}
 
-	fill := SamplesFill(samples, model.Meta, p.Crop, p.CropMargin)
+	var boxes pixels.BoxTally
+	fill := SamplesFill(samples, model.Meta, p.Crop, p.CropMargin, &boxes)
 	progress := func(done int) { run.Progress().Report("predict", done, samples.Len(), p.Partition) }
 	scores, err := pred.Predict(ctx, samples.Len(), fill, progress)
 	if err != nil {
 		return fmt.Errorf("predict %s: %w", run.Stage(), err)
 	}
+	boxes.Warn(run.Logger())
 	out := &artifacts.Predictions{
 		NumAttributes: pred.NumOutputs(), Image: samples.Image, Scores: scores.Attributes,
 	}
@@ -122,8 +124,11 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 
 // SamplesFill returns the infer.Fill that turns row i of samples into the
 // model's input: the stored pixels of an images table, or the image file
-// under samples.Root, cropped to its box when crop is set.
-func SamplesFill(samples *artifacts.Samples, meta artifacts.ModelMeta, crop bool, margin float64) infer.Fill {
+// under samples.Root, cropped to its box when crop is set. boxes, if not
+// nil, counts the boxes beyond their images.
+func SamplesFill(samples *artifacts.Samples, meta artifacts.ModelMeta, crop bool, margin float64,
+	boxes *pixels.BoxTally,
+) infer.Fill {
 	return func(_ context.Context, i int, dst []float32) error {
 		var img *image.NRGBA
 		if samples.Pixels != nil {
@@ -137,7 +142,11 @@ func SamplesFill(samples *artifacts.Samples, meta artifacts.ModelMeta, crop bool
 				return err
 			}
 			if crop && samples.HasBBox[i] {
-				img = pixels.CropBox(img, samples.BBox[i], margin)
+				var fit pixels.BoxFit
+				img, fit = pixels.CropBox(img, samples.BBox[i], margin)
+				if boxes != nil {
+					boxes.Add(fit)
+				}
 			}
 		}
 		if err := toTensor(dst, img, meta); err != nil {

@@ -32,12 +32,19 @@ type samplesData struct {
 	mean, std [3]float32
 	augment   augmenter
 	cache     []atomic.Pointer[image.NRGBA]
+	// boxes counts the boxes beyond their images; boxSeen keeps a sample
+	// decoded in every epoch from being counted again.
+	boxes   *pixels.BoxTally
+	boxSeen []atomic.Bool
 }
 
-func newSamplesData(s *artifacts.Samples, p *Params, meta artifacts.ModelMeta, aug augmenter) *samplesData {
+func newSamplesData(s *artifacts.Samples, p *Params, meta artifacts.ModelMeta, aug augmenter,
+	boxes *pixels.BoxTally,
+) *samplesData {
 	d := &samplesData{
 		s: s, size: p.ImageSize, crop: p.Crop, margin: p.CropMargin,
 		scale: meta.Scale, mean: meta.Mean, std: meta.Std, augment: aug,
+		boxes: boxes, boxSeen: make([]atomic.Bool, s.Len()),
 	}
 	if s.Len()*p.ImageSize*p.ImageSize*4 <= cacheBytes {
 		d.cache = make([]atomic.Pointer[image.NRGBA], s.Len())
@@ -97,7 +104,11 @@ func (d *samplesData) resized(i int) (*image.NRGBA, error) {
 			return nil, err
 		}
 		if d.crop && d.s.HasBBox[i] {
-			img = pixels.CropBox(img, d.s.BBox[i], d.margin)
+			var fit pixels.BoxFit
+			img, fit = pixels.CropBox(img, d.s.BBox[i], d.margin)
+			if d.boxes != nil && !d.boxSeen[i].Swap(true) {
+				d.boxes.Add(fit)
+			}
 		}
 	}
 	if b := img.Bounds(); b.Dx() != d.size || b.Dy() != d.size {

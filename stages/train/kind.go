@@ -17,6 +17,7 @@ import (
 	"stitch/models/train"
 	"stitch/models/zoo"
 	"stitch/pipeline"
+	"stitch/stages/pixels"
 )
 
 type kind struct{}
@@ -25,7 +26,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "train" }
-func (kind) Version() string { return "2" }
+func (kind) Version() string { return "3" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -281,7 +282,8 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	if n := p.Normalize; n != nil {
 		meta.Scale, meta.Mean, meta.Std = n.Scale, n.Mean, n.Std
 	}
-	trainData, valData, err := datasets(in, p, meta)
+	var boxes pixels.BoxTally
+	trainData, valData, err := datasets(in, p, meta, &boxes)
 	if err != nil {
 		return err
 	}
@@ -321,14 +323,17 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	if err != nil {
 		return err
 	}
+	boxes.Warn(run.Logger())
 	return writeOutputs(run, res, meta)
 }
 
 // datasets are the training and validation sets, with each sample's
-// category class when the model learns the category.
-func datasets(in *inputs, p *Params, meta artifacts.ModelMeta) (train.Dataset, train.Dataset, error) {
-	trainData := newSamplesData(in.train, p, meta, in.policy)
-	valData := newSamplesData(in.val, p, meta, nil)
+// category class when the model learns the category. boxes counts the
+// boxes beyond their images, each sample once.
+func datasets(in *inputs, p *Params, meta artifacts.ModelMeta, boxes *pixels.BoxTally,
+) (train.Dataset, train.Dataset, error) {
+	trainData := newSamplesData(in.train, p, meta, in.policy, boxes)
+	valData := newSamplesData(in.val, p, meta, nil, boxes)
 	if in.categories == nil {
 		return trainData, valData, nil
 	}
