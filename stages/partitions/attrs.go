@@ -20,9 +20,13 @@ var fineTypeNames = map[int]string{
 // readAttrCloth reads list_attr_cloth.txt: a count, a header, then one
 // attribute per row whose last token is its type (names contain spaces).
 // In the coarse layout the type must be 1..5; in the fine layout it is a
-// group id (1..7 named, larger ids accepted as "group N").
-func readAttrCloth(path, name string, coarse bool) ([]artifacts.Attribute, error) {
+// group id (1..7 named, larger ids accepted as "group N"). A name listed
+// again is a counted tolerance: its columns stay apart by index, and the
+// returned Tolerated says how many and where the first one is.
+func readAttrCloth(path, name string, coarse bool) ([]artifacts.Attribute, *Tolerated, error) {
 	var attrs []artifacts.Attribute
+	seenAt := map[string]int{}
+	var dups *Tolerated
 	err := readList(path, name, "attribute_name", func(lr *lineReader, line []byte) error {
 		tok, rest := lastToken(line)
 		typ, ok := parseInt(tok)
@@ -33,18 +37,27 @@ func readAttrCloth(path, name string, coarse bool) ([]artifacts.Attribute, error
 		if err != nil {
 			return lr.errorf("attribute %q: %v", rest, err)
 		}
+		if first, ok := seenAt[string(rest)]; ok {
+			if dups == nil {
+				dups = &Tolerated{What: "attribute names listed more than once; they stay apart by column",
+					First: fmt.Sprintf("%s:%d and %d: %q", name, first, lr.line, rest)}
+			}
+			dups.Count++
+		} else {
+			seenAt[string(rest)] = lr.line
+		}
 		attrs = append(attrs, artifacts.Attribute{
 			Index: len(attrs), Name: string(rest), Type: int(typ), TypeName: typeName,
 		})
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(attrs) == 0 {
-		return nil, fmt.Errorf("parse %s: no attributes", name)
+		return nil, nil, fmt.Errorf("parse %s: no attributes", name)
 	}
-	return attrs, nil
+	return attrs, dups, nil
 }
 
 func attrTypeName(typ int, coarse bool) (string, error) {

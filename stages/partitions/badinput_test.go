@@ -577,3 +577,33 @@ func splitLabelsSimple(lr *lineReader, line []byte, dst []int8) ([]byte, error) 
 	}
 	return image, nil
 }
+
+// An attribute name listed twice in list_attr_cloth.txt is a counted
+// tolerance: both columns stay, in order, and Tolerated names the lines.
+func TestDuplicateAttributeNames(t *testing.T) {
+	files := coarseFixture()
+	files["Anno/list_attr_cloth.txt"] = "3\nattribute_name  attribute_type\nfloral print   1\ndenim   2\nfloral print   4\n"
+	ds, err := readCoarseFiles(t, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range ds.Attributes {
+		names = append(names, a.Name)
+	}
+	if diff := cmp.Diff([]string{"floral print", "denim", "floral print"}, names); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+	want := []Tolerated{{What: "attribute names listed more than once; they stay apart by column", Count: 1,
+		First: `Anno/list_attr_cloth.txt:3 and 5: "floral print"`}}
+	if diff := cmp.Diff(want, ds.Tolerated); diff != "" {
+		t.Errorf("tolerated (-want +got):\n%s", diff)
+	}
+	ds, err = readCoarseFiles(t, coarseFixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Tolerated) != 0 {
+		t.Errorf("fixture: tolerated %v, want none", ds.Tolerated)
+	}
+}

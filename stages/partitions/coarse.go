@@ -33,7 +33,7 @@ func readCoarse(ctx context.Context, root string, attrType int) (*Dataset, error
 	rel := func(name string) string { return filepath.ToSlash(filepath.Join(anno, name)) }
 	abs := func(rel string) string { return filepath.Join(root, filepath.FromSlash(rel)) }
 
-	all, err := readAttrCloth(abs(rel("list_attr_cloth.txt")), rel("list_attr_cloth.txt"), true)
+	all, dups, err := readAttrCloth(abs(rel("list_attr_cloth.txt")), rel("list_attr_cloth.txt"), true)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +48,9 @@ func readCoarse(ctx context.Context, root string, attrType int) (*Dataset, error
 	}
 	ds := newDataset(root, len(attrs), idx.counts)
 	ds.Attributes = attrs
+	if dups != nil {
+		ds.Tolerated = append(ds.Tolerated, *dups)
+	}
 	attrFile := rel("list_attr_img.txt")
 	if err := readAttrImg(ctx, abs(attrFile), attrFile, len(all), keep, idx, ds); err != nil {
 		return nil, err

@@ -26,6 +26,17 @@ type Dataset struct {
 	Categories []artifacts.Category
 	// Partitions are train, val and test, in that order.
 	Partitions [3]*artifacts.Samples
+	// Tolerated lists the counted tolerances the parse applied, each
+	// logged as one warning.
+	Tolerated []Tolerated
+}
+
+// Tolerated is one kind of oddity in the input that the parse accepted.
+type Tolerated struct {
+	What  string
+	Count int
+	// First names the first case, with its file and line.
+	First string
 }
 
 func newDataset(root string, numAttrs int, counts [3]int) *Dataset {

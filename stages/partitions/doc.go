@@ -90,6 +90,11 @@
 // that names a folder. check_images: true stats every listed image and
 // fails naming the first missing ones.
 //
+// Tolerated, counted and logged as one warning naming the first case: an
+// attribute name listed twice in list_attr_cloth.txt (the columns stay
+// apart by position; in the CSV layout's attributes file it is an error,
+// as its names are matched to columns).
+//
 // # Cache key
 //
 // The run key covers the annotation files and, with check_images: true,

@@ -20,7 +20,7 @@ func readFine(ctx context.Context, root string, attrType int) (*Dataset, error) 
 	rel := func(name string) string { return fineDir + "/" + name }
 	abs := func(name string) string { return filepath.Join(root, fineDir, name) }
 
-	all, err := readAttrCloth(abs("list_attr_cloth.txt"), rel("list_attr_cloth.txt"), false)
+	all, dups, err := readAttrCloth(abs("list_attr_cloth.txt"), rel("list_attr_cloth.txt"), false)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +38,9 @@ func readFine(ctx context.Context, root string, attrType int) (*Dataset, error) 
 	}
 	ds := newDataset(root, len(attrs), idx.counts)
 	ds.Attributes = attrs
+	if dups != nil {
+		ds.Tolerated = append(ds.Tolerated, *dups)
+	}
 
 	if _, err := os.Stat(abs("list_category_cloth.txt")); err == nil {
 		ds.Categories, err = readCategoryCloth(abs("list_category_cloth.txt"), rel("list_category_cloth.txt"))

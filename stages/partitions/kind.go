@@ -161,6 +161,9 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		return err
 	}
 	log := run.Logger()
+	for _, t := range ds.Tolerated {
+		log.Warn(t.What, "count", t.Count, "first", t.First)
+	}
 	if p.CheckImages {
 		if err := checkImages(ctx, ds); err != nil {
 			return err
