@@ -413,7 +413,9 @@ func TestCSVBadInput(t *testing.T) {
 		{"no image column", "partition,striped\ntrain,1\n", `parse labels.csv:1: no "image" column`},
 		{"no image column after blank lines", "\n\npartition,striped\ntrain,1\n",
 			`parse labels.csv:3: no "image" column`},
-		{"byte order mark only", "\ufeff", `parse labels.csv:1: no "image" column`},
+		{"byte order mark only", "\ufeff", "parse labels.csv:1: blank header row, want the column names"},
+		{"whitespace lines only", "  \n \t\n", "parse labels.csv:1: blank header row, want the column names"},
+		{"blank header of commas", ",,\na.jpg,train,1\n", "parse labels.csv:1: blank header row"},
 		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
 	}
 	for _, tt := range tests {
@@ -432,7 +434,9 @@ func TestCSVBadAttributeTable(t *testing.T) {
 	tests := []struct{ name, attrs, want string }{
 		{"empty file", "", "parse attributes.csv:1: empty file, want a header row"},
 		{"blank lines only", "\n\n", "parse attributes.csv:1: empty file, want a header row"},
-		{"header only", "name,type\n", "parse attributes.csv: no attributes"},
+		{"header only", "name,type\n", "parse attributes.csv:1: no attribute rows after the header"},
+		{"header only after a blank line", "\nname,type\n", "parse attributes.csv:2: no attribute rows after the header"},
+		{"byte order mark only", "\ufeff", "parse attributes.csv:1: blank header row"},
 		{"no type column", "\nname\nstriped\n", "parse attributes.csv:2: want columns name and type"},
 	}
 	for _, tt := range tests {

@@ -188,6 +188,9 @@ func readCSVHeader(r *csv.Reader, name string) ([]string, int, error) {
 	}
 	// A record that Read returned has at least one field.
 	line, _ := r.FieldPos(0)
+	if !slices.ContainsFunc(header, func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) != "" }) {
+		return nil, 0, fmt.Errorf("parse %s:%d: blank header row, want the column names", name, line)
+	}
 	return header, line, nil
 }
 
@@ -417,7 +420,7 @@ func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
 		attrs = append(attrs, a)
 	}
 	if len(attrs) == 0 {
-		return nil, fmt.Errorf("parse %s: no attributes", name)
+		return nil, fmt.Errorf("parse %s:%d: no attribute rows after the header", name, headerLine)
 	}
 	return attrs, nil
 }
