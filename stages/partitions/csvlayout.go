@@ -188,7 +188,8 @@ func readCSVHeader(r *csv.Reader, name string) ([]string, int, error) {
 	}
 	// A record that Read returned has at least one field.
 	line, _ := r.FieldPos(0)
-	if !slices.ContainsFunc(header, func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) != "" }) {
+	named := func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) != "" }
+	if !slices.ContainsFunc(header, named) {
 		return nil, 0, fmt.Errorf("parse %s:%d: blank header row, want the column names", name, line)
 	}
 	return header, line, nil
