@@ -289,13 +289,31 @@ func (d *paramDecoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 // decodeScalar hands n to yaml.v3, which knows every scalar type, except
 // a float for an integer, which yaml.v3 would truncate (16.9 to 16).
 func decodeScalar(n *yaml.Node, v reflect.Value) error {
-	if isInteger(v) && n.ShortTag() == "!!float" {
-		return setIntegral(n, v)
+	if isInteger(v) {
+		switch n.ShortTag() {
+		case "!!float":
+			return setIntegral(n, v)
+		case "!!int", "!!null":
+		default:
+			return fmt.Errorf("want an integer, got %s", describe(n))
+		}
 	}
 	if err := n.Decode(v.Addr().Interface()); err != nil {
 		return errors.New(yamlMessage(err))
 	}
 	return nil
+}
+
+// DecodeInt decodes n into dst by the rule every integer parameter
+// follows: an integer, or a float that is a whole number in range (10.0,
+// 1e3); anything else (16.9, .nan, a word) is an error naming the value.
+// It is for kinds whose own UnmarshalYAML reads integers, which the
+// loader's rule never reaches.
+func DecodeInt(n *yaml.Node, dst *int) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want an integer, got %s", describe(n))
+	}
+	return decodeScalar(n, reflect.ValueOf(dst).Elem())
 }
 
 // isInteger reports whether v holds an integer that yaml.v3 decodes

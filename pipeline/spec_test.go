@@ -87,7 +87,7 @@ stages:
     uses: source
     with:
       lines: many
-`, []string{"p.yaml:6:14: parameter lines: cannot unmarshal !!str `many` into int"}},
+`, []string{"p.yaml:6:14: parameter lines: want an integer, got \"many\""}},
 		{"validate", `
 stages:
   a: {uses: source, with: {lines: -1}}

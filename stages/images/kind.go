@@ -3,7 +3,6 @@ package images
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 
 	"go.yaml.in/yaml/v3"
@@ -45,17 +44,12 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// sizeSide reads one side in pixels: a whole number (32.0 is 32; 32.5
-// is an error, not 32).
+// sizeSide reads one side in pixels by the pipeline's integer rule (32.0
+// is 32; 32.5 is an error, not 32).
 func sizeSide(n *yaml.Node) (int, error) {
-	var f float64
-	if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil {
-		return 0, fmt.Errorf("want a number of pixels, got %q", n.Value)
-	}
-	if f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-		return 0, fmt.Errorf("want a whole number of pixels, got %s", n.Value)
-	}
-	return int(f), nil
+	var side int
+	err := pipeline.DecodeInt(n, &side)
+	return side, err
 }
 
 // Params are the parameters of an images stage.
