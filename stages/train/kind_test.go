@@ -234,6 +234,14 @@ func TestParamsValidate(t *testing.T) {
 		{"momentum NaN", func(p *Params) { p.Optimizer, p.Momentum = "sgd", math.NaN() }, "momentum"},
 		{"weight decay NaN", func(p *Params) { p.WeightDecay = math.NaN() }, "weight_decay"},
 		{"weight decay beyond float32", func(p *Params) { p.WeightDecay = 1e300 }, "weight_decay"},
+		{"momentum 1 as float32", func(p *Params) { p.Optimizer, p.Momentum = "sgd", 0.99999999999 }, "momentum"},
+		{"momentum NaN under adam", func(p *Params) { p.Momentum = math.NaN() }, "momentum"},
+		{"negative momentum under adam", func(p *Params) { p.Momentum = -5 }, "momentum"},
+		{"learning rate beyond float32", func(p *Params) { p.Phase2.LearningRate = 1e39 }, "phase2.learning_rate"},
+		{"learning rate 0 as float32", func(p *Params) { p.Phase1.LearningRate = 1e-50 }, "phase1.learning_rate"},
+		{"category weight 0 as float32", func(p *Params) { p.CategoryWeight = 1e-50 }, "category_weight"},
+		{"nesterov without momentum", func(p *Params) { p.Optimizer, p.Momentum, p.Nesterov = "sgd", 0, true },
+			"nesterov"},
 	} {
 		p := NewParams()
 		tc.edit(p)

@@ -234,7 +234,19 @@ func (p *Params) Validate() error {
 	if p.PosWeight != "none" && p.PosWeight != "auto" && p.PosWeight != "input" {
 		bad("pos_weight", "pos_weight %q: want none, auto or input", p.PosWeight)
 	}
-	if err := p.optimizer().Validate(); err != nil {
+	// The step graph takes these as float32: checked as they arrive there
+	// (0.99999999999 is 1, 1e39 is +Inf). momentum is checked under Adam
+	// too, where it is unused: a bad value is a mistake either way.
+	optimizerOK := true
+	if m := float32(p.Momentum); !(m >= 0 && m < 1) {
+		bad("momentum", "momentum %g%s: want 0 or more and below 1", p.Momentum, asFloat32(p.Momentum))
+		optimizerOK = false
+	}
+	if wd := float32(p.WeightDecay); !(wd >= 0) || math.IsInf(float64(wd), 0) {
+		bad("weight_decay", "weight_decay %g%s: want a finite value >= 0", p.WeightDecay, asFloat32(p.WeightDecay))
+		optimizerOK = false
+	}
+	if err := p.optimizer().Validate(); err != nil && optimizerOK {
 		errs = append(errs, &pipeline.ParamError{Key: p.optimizerKey(), Err: err})
 	}
 	for i, ph := range []PhaseParams{p.Phase1, p.Phase2} {
@@ -264,9 +276,9 @@ func (p *Params) Validate() error {
 	if p.Categories != CategoriesAuto && p.Categories != CategoriesOn && p.Categories != CategoriesOff {
 		bad("categories", "categories %q: want auto, true or false", p.Categories)
 	}
-	if !(p.CategoryWeight > 0 && p.CategoryWeight <= MaxCategoryWeight) {
-		bad("category_weight", "category_weight %g: want a weight > 0 and at most %d (categories: false "+
-			"leaves the category head out)", p.CategoryWeight, MaxCategoryWeight)
+	if w := float32(p.CategoryWeight); !(w > 0 && w <= MaxCategoryWeight) {
+		bad("category_weight", "category_weight %g%s: want a weight > 0 and at most %d (categories: false "+
+			"leaves the category head out)", p.CategoryWeight, asFloat32(p.CategoryWeight), MaxCategoryWeight)
 	}
 	return errors.Join(errs...)
 }
@@ -292,9 +304,9 @@ func (ph PhaseParams) validate(prefix string, imageSize int) []error {
 		errs = append(errs, pipeline.ParamErrorf(prefix+".batch_size", "%s.batch_size %d: want 1 to %d",
 			prefix, ph.BatchSize, MaxBatchSize))
 	}
-	if !(ph.LearningRate > 0) || math.IsInf(ph.LearningRate, 0) {
-		errs = append(errs, pipeline.ParamErrorf(prefix+".learning_rate", "%s.learning_rate %g: want a finite rate > 0",
-			prefix, ph.LearningRate))
+	if lr := float32(ph.LearningRate); !(lr > 0) || math.IsInf(float64(lr), 0) {
+		errs = append(errs, pipeline.ParamErrorf(prefix+".learning_rate",
+			"%s.learning_rate %g%s: want a finite rate > 0", prefix, ph.LearningRate, asFloat32(ph.LearningRate)))
 	}
 	if !batchOK {
 		return errs
@@ -317,20 +329,22 @@ func (ph PhaseParams) validate(prefix string, imageSize int) []error {
 	return errs
 }
 
-// optimizerKey names the parameter an optimizer error is about, checking
-// in the order train.Optimizer.Validate does.
+// optimizerKey names the parameter an optimizer error is about, once
+// momentum and weight_decay are known to be good.
 func (p *Params) optimizerKey() string {
-	switch {
-	case p.Optimizer != train.Adam && p.Optimizer != train.SGD:
-		return "optimizer"
-	case p.Optimizer == train.SGD && !(p.Momentum >= 0 && p.Momentum < 1):
-		return "momentum"
-	case !(p.WeightDecay >= 0) || math.IsInf(float64(float32(p.WeightDecay)), 0):
-		return "weight_decay"
-	case p.Optimizer == train.SGD && p.Nesterov:
+	if p.Optimizer == train.SGD && p.Nesterov {
 		return "nesterov"
 	}
 	return "optimizer"
+}
+
+// asFloat32 says what v becomes as a float32 when that reads as another
+// number (" (1 as float32)" for 0.99999999999), else "".
+func asFloat32(v float64) string {
+	if f, s := fmt.Sprintf("%g", float32(v)), fmt.Sprintf("%g", v); f != s {
+		return fmt.Sprintf(" (%s as float32)", f)
+	}
+	return ""
 }
 
 func (p *Params) optimizer() train.Optimizer {
