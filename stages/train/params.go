@@ -239,11 +239,13 @@ func (p *Params) Validate() error {
 	// too, where it is unused: a bad value is a mistake either way.
 	optimizerOK := true
 	if m := float32(p.Momentum); !(m >= 0 && m < 1) {
-		bad("momentum", "momentum %g%s: want 0 or more and below 1", p.Momentum, asFloat32(p.Momentum))
+		bad("momentum", "momentum %g%s: want 0 or more and below 1", p.Momentum,
+			asFloat32(p.Momentum, p.Momentum >= 0 && p.Momentum < 1))
 		optimizerOK = false
 	}
 	if wd := float32(p.WeightDecay); !(wd >= 0) || math.IsInf(float64(wd), 0) {
-		bad("weight_decay", "weight_decay %g%s: want a finite value >= 0", p.WeightDecay, asFloat32(p.WeightDecay))
+		bad("weight_decay", "weight_decay %g%s: want a finite value >= 0", p.WeightDecay,
+			asFloat32(p.WeightDecay, p.WeightDecay >= 0))
 		optimizerOK = false
 	}
 	if err := p.optimizer().Validate(); err != nil && optimizerOK {
@@ -278,7 +280,8 @@ func (p *Params) Validate() error {
 	}
 	if w := float32(p.CategoryWeight); !(w > 0 && w <= MaxCategoryWeight) {
 		bad("category_weight", "category_weight %g%s: want a weight > 0 and at most %d (categories: false "+
-			"leaves the category head out)", p.CategoryWeight, asFloat32(p.CategoryWeight), MaxCategoryWeight)
+			"leaves the category head out)", p.CategoryWeight,
+			asFloat32(p.CategoryWeight, p.CategoryWeight > 0 && p.CategoryWeight <= MaxCategoryWeight), MaxCategoryWeight)
 	}
 	return errors.Join(errs...)
 }
@@ -306,7 +309,8 @@ func (ph PhaseParams) validate(prefix string, imageSize int) []error {
 	}
 	if lr := float32(ph.LearningRate); !(lr > 0) || math.IsInf(float64(lr), 0) {
 		errs = append(errs, pipeline.ParamErrorf(prefix+".learning_rate",
-			"%s.learning_rate %g%s: want a finite rate > 0", prefix, ph.LearningRate, asFloat32(ph.LearningRate)))
+			"%s.learning_rate %g%s: want a finite rate > 0", prefix, ph.LearningRate,
+			asFloat32(ph.LearningRate, ph.LearningRate > 0 && !math.IsInf(ph.LearningRate, 0))))
 	}
 	if !batchOK {
 		return errs
@@ -338,10 +342,11 @@ func (p *Params) optimizerKey() string {
 	return "optimizer"
 }
 
-// asFloat32 says what v becomes as a float32 when that reads as another
-// number (" (1 as float32)" for 0.99999999999), else "".
-func asFloat32(v float64) string {
-	if f, s := fmt.Sprintf("%g", float32(v)), fmt.Sprintf("%g", v); f != s {
+// asFloat32 says what v becomes as a float32 when v itself would pass
+// (passes) and that reads as another number: " (1 as float32)" for a
+// momentum of 0.99999999999; else "".
+func asFloat32(v float64, passes bool) string {
+	if f, s := fmt.Sprintf("%g", float32(v)), fmt.Sprintf("%g", v); passes && f != s {
 		return fmt.Sprintf(" (%s as float32)", f)
 	}
 	return ""
