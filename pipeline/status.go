@@ -49,10 +49,6 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	out := make([]StageStatus, 0, len(stages))
 	for _, s := range stages {
 		st := StageStatus{Stage: s.Name, Kind: s.Kind.Name()}
-		prep, err := prepare(ctx, s, fp)
-		if err != nil {
-			return nil, err
-		}
 		last, err := w.LastRecord(p.Name, s.Name)
 		if err != nil {
 			return nil, err
@@ -61,6 +57,21 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 			attempts = w.lastAttempts(p.Name)
 		}
 		attempt := attempts[s.Name]
+		prep, err := prepare(ctx, s, fp)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// An external file that is missing or unreadable makes the
+			// stage stale, with the key unknown; the run reports the error.
+			st.Reasons = []string{strings.TrimPrefix(err.Error(), "stage "+s.Name+": ")}
+			if attempt.reason != "" {
+				st.Reasons = append(st.Reasons, attempt.reason)
+			}
+			out = append(out, st)
+			byName[s.Name] = &out[len(out)-1]
+			continue
+		}
 
 		inputs := map[string][]InputRef{}
 		var stale []string

@@ -139,3 +139,30 @@ func TestStatusLastRunInterruptedOrKilled(t *testing.T) {
 		t.Errorf("status without run records (-want +got):\n%s", diff)
 	}
 }
+
+// A missing external file makes its stage stale with the reason, and what
+// it feeds stale behind it, instead of failing the whole status; a run
+// that failed on it adds "last run failed".
+func TestStatusMissingExternal(t *testing.T) {
+	f := newFixture(t)
+	file := filepath.Join(t.TempDir(), "data.txt")
+	writeFile(t, file, "x")
+	src := "params: {f: x}\nstages: {a: {uses: source, with: {file: \"${f}\"}}, b: {uses: upper, needs: {in: a.out}}}"
+	f.mustRun(src, "f="+file)
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	got := f.status(src, "f="+file)
+	if len(got["a"]) != 1 || !strings.Contains(got["a"][0], file) || !strings.Contains(got["a"][0], "no such file") {
+		t.Errorf("status of a = %q, want the missing file", got["a"])
+	}
+	if diff := cmp.Diff([]string{"upstream `a` is stale"}, got["b"]); diff != "" {
+		t.Errorf("status of b (-want +got):\n%s", diff)
+	}
+	if _, _, err := f.run(src, pipeline.Options{}, "f="+file); err == nil {
+		t.Fatal("run without the file: no error")
+	}
+	if got := f.status(src, "f="+file)["a"]; len(got) != 2 || got[1] != "last run failed" {
+		t.Errorf("status of a after the failed run = %q, want the missing file and the failure", got)
+	}
+}
