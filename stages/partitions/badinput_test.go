@@ -268,7 +268,9 @@ func fineFixture() map[string]string {
 }
 
 func TestFine(t *testing.T) {
-	ds, err := Read(t.Context(), &Params{Root: writeFiles(t, fineFixture()), Layout: "fine"})
+	files := fineFixture()
+	files["Anno_fine/train_attr.txt"] += "\n\r\n" // blank lines at the end change nothing
+	ds, err := Read(t.Context(), &Params{Root: writeFiles(t, files), Layout: "fine"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +303,14 @@ func TestFineBadInput(t *testing.T) {
 			"Anno_fine/list_attr_cloth.txt:2: missing header"},
 		{"category out of range", "Anno_fine/train_cate.txt", "1\n3\n",
 			"Anno_fine/train_cate.txt:2: category 3 outside 1..2"},
+		// Rows align by position: a blank line would shift later rows
+		// onto other images if it were skipped. Trailing ones are fine.
+		{"blank line in the labels", "Anno_fine/train_attr.txt", "1 0 0\n\n0 1 1\n",
+			"Anno_fine/train_attr.txt:2: blank line between rows"},
+		{"blank line in the image list", "Anno_fine/train.txt", "\nimg/a.jpg\nimg/b.jpg\n",
+			"Anno_fine/train.txt:1: blank line between rows"},
+		{"blank line in the boxes", "Anno_fine/train_bbox.txt", "1 2 30 40\n  \n0 0 10 10\n",
+			"Anno_fine/train_bbox.txt:2: blank line between rows"},
 		{"missing category table", "Anno_fine/list_category_cloth.txt", "",
 			"read Anno_fine/train_cate.txt: it needs Anno_fine/list_category_cloth.txt, which is missing"},
 	}

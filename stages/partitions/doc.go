@@ -87,7 +87,9 @@
 // reverse, an unknown partition, a category id outside the category
 // table (or, in a CSV, above 10,000), a CSV file that is empty or blank
 // (no header row), a labels CSV with no row after its header, a CSV path
-// that names a folder. check_images: true stats every listed image and
+// that names a folder, a blank line between the rows of a fine-layout
+// file (its rows match the image list by position; blank lines at the end
+// are fine). check_images: true stats every listed image and
 // fails naming the first missing ones.
 //
 // Tolerated, counted and logged as one warning naming the first case: an

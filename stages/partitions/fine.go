@@ -69,6 +69,7 @@ func readFineImages(path, name string, part int, idx *imageIndex) error {
 		return err
 	}
 	defer lr.Close()
+	lr.aligned = true
 	for {
 		line, err := lr.next()
 		if errors.Is(err, io.EOF) {
@@ -91,6 +92,7 @@ func readFineLabels(path, name string, part, numAttrs int, keep []int, idx *imag
 		return err
 	}
 	defer lr.Close()
+	lr.aligned = true
 	want := idx.counts[part]
 	first := firstOfPartition(idx, part)
 	kept := make([]int8, ds.Partitions[part].NumAttributes)
@@ -112,7 +114,7 @@ func readFineLabels(path, name string, part, numAttrs int, keep []int, idx *imag
 			tok, rest = firstToken(rest)
 			v, ok := parseLabel(tok)
 			if !ok {
-				return lr.errorf("bad label %q, want 1 or 0", clip(tok))
+				return lr.errorf("bad label %q, want 1 (present), or 0 or -1 (absent)", clip(tok))
 			}
 			if j < numAttrs && keep[j] >= 0 {
 				kept[keep[j]] = fineLabel(v)
@@ -215,6 +217,7 @@ func eachIntRow(path, name string, want int, fn func(lr *lineReader, row int, v 
 		return err
 	}
 	defer lr.Close()
+	lr.aligned = true
 	var values []int64
 	rows := 0
 	for {

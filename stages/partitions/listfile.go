@@ -24,6 +24,12 @@ type lineReader struct {
 	line int
 	long []byte // holds a line longer than the buffer
 	size int64
+	// aligned marks a file whose rows align by position with another's
+	// (the fine layout): a blank line before a row is an error there, as
+	// skipping it would shift every later row onto the wrong image.
+	// Blank lines at the end are fine.
+	aligned bool
+	blankAt int // the first blank line since the last row, or 0
 }
 
 func openLines(path, name string) (*lineReader, error) {
@@ -62,7 +68,14 @@ func (lr *lineReader) next() ([]byte, error) {
 		}
 		lr.line++
 		if line = trimSpace(line); len(line) > 0 {
+			if lr.aligned && lr.blankAt > 0 {
+				return nil, fmt.Errorf("parse %s:%d: blank line between rows; this file's rows match another "+
+					"file's by position, so each must have one line", lr.name, lr.blankAt)
+			}
 			return line, nil
+		}
+		if lr.blankAt == 0 {
+			lr.blankAt = lr.line
 		}
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
