@@ -525,3 +525,23 @@ func TestOutputNeutralParameter(t *testing.T) {
 		t.Errorf("changing suffix ran %v, want b", ran)
 	}
 }
+
+// Status says an output-neutral parameter is no longer used, or used
+// again, rather than removed or added while the file still sets it.
+func TestOutputNeutralStatus(t *testing.T) {
+	f := newFixture(t)
+	used := "stages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, with: {note: first, suffix: +note}}}"
+	unused := strings.Replace(used, "suffix: +note", "suffix: '!'", 1)
+	f.mustRun(used)
+	want := []string{"parameter `note` no longer used (was \"first\")",
+		"parameter `suffix` changed \"+note\" -> \"!\""}
+	if diff := cmp.Diff(want, f.status(unused)["b"]); diff != "" {
+		t.Errorf("status after the note stopped mattering (-want +got):\n%s", diff)
+	}
+	f.mustRun(unused)
+	usedAgain := strings.Replace(used, "note: first", "note: second", 1)
+	want = []string{"parameter `note` now used (\"second\")", "parameter `suffix` changed \"!\" -> \"+note\""}
+	if diff := cmp.Diff(want, f.status(usedAgain)["b"]); diff != "" {
+		t.Errorf("status after the note mattered again (-want +got):\n%s", diff)
+	}
+}

@@ -37,23 +37,28 @@ func runKey(m keyMaterial) string {
 type stageKeyInputs struct {
 	params    json.RawMessage
 	externals map[string]string
+	// neutral are the top-level parameters left out of params as
+	// output-neutral (KeyPruner).
+	neutral []string
 }
 
 // prepare computes a stage's canonical parameters and the fingerprints of
 // the external paths it reads.
 func prepare(ctx context.Context, s *Stage, fp *fingerprinter) (stageKeyInputs, error) {
 	params := canonical(s.Params)
+	var neutral []string
 	if kp, ok := s.Kind.(KeyPruner); ok {
 		if m, ok := params.(map[string]any); ok {
 			wired := func(input string) bool {
 				return slices.ContainsFunc(s.Inputs, func(in Input) bool { return in.Name == input })
 			}
-			for _, k := range kp.OutputNeutral(s.Params, wired) {
+			neutral = kp.OutputNeutral(s.Params, wired)
+			for _, k := range neutral {
 				delete(m, k)
 			}
 		}
 	}
-	out := stageKeyInputs{params: canonicalJSON(params), externals: map[string]string{}}
+	out := stageKeyInputs{params: canonicalJSON(params), externals: map[string]string{}, neutral: neutral}
 	er, ok := s.Kind.(ExternalReader)
 	if !ok {
 		return out, nil

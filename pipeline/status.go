@@ -215,7 +215,7 @@ func diffRecord(last *StageRecord, attempt string, s *Stage, prep stageKeyInputs
 	} else if last.Version != s.Kind.Version() {
 		why = append(why, fmt.Sprintf("implementation version changed %s -> %s", last.Version, s.Kind.Version()))
 	}
-	why = append(why, diffParams(last, s, prep.params)...)
+	why = append(why, diffParams(last, s, prep)...)
 	if last.Seed != s.Seed {
 		why = append(why, "seed changed")
 	}
@@ -270,11 +270,15 @@ func diffInput(name string, old []InputRecord, now []InputRef) string {
 	return ""
 }
 
-func diffParams(last *StageRecord, s *Stage, params json.RawMessage) []string {
+func diffParams(last *StageRecord, s *Stage, prep stageKeyInputs) []string {
 	var oldV, newV any
 	// Both were written by canonicalJSON; an unreadable old one reads as empty.
 	_ = json.Unmarshal(last.Params, &oldV)
-	_ = json.Unmarshal(params, &newV)
+	_ = json.Unmarshal(prep.params, &newV)
+	// A top-level field of the parameters missing from a record was left
+	// out as output-neutral (KeyPruner) when that record was written.
+	fields, _ := canonical(s.Params).(map[string]any)
+	oldTop, _ := oldV.(map[string]any)
 	oldF, newF := map[string]string{}, map[string]string{}
 	flatten("", oldV, oldF)
 	flatten("", newV, newF)
@@ -286,9 +290,15 @@ func diffParams(last *StageRecord, s *Stage, params json.RawMessage) []string {
 		n, has := newF[p]
 		wasSet := slices.Contains(last.Explicit, top(p))
 		isSet := slices.Contains(s.Explicit, top(p))
+		_, isField := fields[top(p)]
+		_, hadTop := oldTop[top(p)]
 		switch {
+		case !had && isField && !hadTop:
+			why = append(why, fmt.Sprintf("parameter `%s` now used (%s)", p, n))
 		case !had:
 			why = append(why, fmt.Sprintf("parameter `%s` added (%s)", p, n))
+		case !has && slices.Contains(prep.neutral, top(p)):
+			why = append(why, fmt.Sprintf("parameter `%s` no longer used (was %s)", p, o))
 		case !has:
 			why = append(why, fmt.Sprintf("parameter `%s` removed (was %s)", p, o))
 		case o == n:

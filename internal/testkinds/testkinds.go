@@ -179,7 +179,8 @@ type UpperParams struct {
 	Suffix string  `yaml:"suffix"`
 	Scale  float64 `yaml:"scale"`
 	FailIf string  `yaml:"fail_if"`
-	// Note changes nothing in the output (see OutputNeutral).
+	// Note changes nothing in the output (see OutputNeutral), except
+	// with the suffix "+note", which appends it.
 	Note string `yaml:"note"`
 }
 
@@ -191,8 +192,13 @@ func (upper) Inputs() []pipeline.Port {
 func (upper) Outputs() []pipeline.Port { return []pipeline.Port{text("out", "upper-cased")} }
 func (upper) NewParams() any           { return &UpperParams{Scale: 1} }
 
-// OutputNeutral: note is left out of the run key.
-func (upper) OutputNeutral(any, func(string) bool) []string { return []string{"note"} }
+// OutputNeutral: note is left out of the run key unless the suffix uses it.
+func (upper) OutputNeutral(params any, _ func(string) bool) []string {
+	if params.(*UpperParams).Suffix == "+note" {
+		return nil
+	}
+	return []string{"note"}
+}
 
 func (u upper) Run(ctx context.Context, run pipeline.Run, params any) error {
 	u.c.add(run.Stage())
@@ -204,6 +210,9 @@ func (u upper) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	for i := range lines {
 		lines[i] = strings.ToUpper(lines[i]) + p.Suffix + fmt.Sprintf(" x%g", p.Scale)
+		if p.Suffix == "+note" {
+			lines[i] += p.Note
+		}
 	}
 	id, err := putLines(run.Store(), lines)
 	if err != nil {
