@@ -195,7 +195,7 @@ func (w *Workspace) Run(ctx context.Context, p *Pipeline, opts Options) (*Result
 		begun.Stages = append(begun.Stages, StageRun{Stage: s.Name, Kind: s.Kind.Name(), State: StateNotRun})
 	}
 	r.begun = begun
-	r.updateRecord("", "", "")
+	r.updateRecord("", "", "", 0)
 	for _, s := range selected {
 		r.nodes[s.Name] = &node{stage: s, forced: forced[s.Name]}
 	}
@@ -309,14 +309,14 @@ type runner struct {
 	begun    *RunRecord
 }
 
-// updateRecord sets a stage's state and key in the record of the run in
-// progress and rewrites it; stage "" only writes it.
-func (r *runner) updateRecord(stage string, state State, key string) {
+// updateRecord sets a stage's state, key and seconds in the record of the
+// run in progress and rewrites it; stage "" only writes it.
+func (r *runner) updateRecord(stage string, state State, key string, seconds float64) {
 	r.recordMu.Lock()
 	defer r.recordMu.Unlock()
 	for i := range r.begun.Stages {
 		if sr := &r.begun.Stages[i]; sr.Stage == stage {
-			sr.State, sr.Key = state, key
+			sr.State, sr.Key, sr.Seconds = state, key, seconds
 		}
 	}
 	if err := r.w.writeRunRecord(r.begun); err != nil {
@@ -428,7 +428,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 	*res = StageResult{Stage: s.Name, Kind: s.Kind.Name()}
 	defer func() {
 		res.Duration = time.Since(start)
-		r.updateRecord(s.Name, res.State, res.Key)
+		r.updateRecord(s.Name, res.State, res.Key, res.Duration.Seconds())
 		if r.opts.Observer != nil {
 			r.opts.Observer.StageFinished(*res)
 		}
@@ -484,7 +484,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 		}
 	}
 
-	r.updateRecord(s.Name, StateRunning, key)
+	r.updateRecord(s.Name, StateRunning, key, 0)
 	if r.opts.Observer != nil {
 		r.opts.Observer.StageStarted(s.Name)
 	}

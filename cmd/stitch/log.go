@@ -46,29 +46,34 @@ var cmdLog = &command{
 				return enc.Encode(runs)
 			}
 			for _, r := range runs {
+				killed := false
 				if r.Outcome == pipeline.OutcomeRunning {
 					what := "running now (pid " + strconv.Itoa(r.PID) + ")"
-					if r.Killed() {
+					if killed = r.Killed(); killed {
 						what = "killed before it finished: nothing it was running was cached"
 					}
 					fmt.Fprintf(e.stdout, "%s  %s  %s\n", r.Started.Local().Format(time.DateTime), r.Pipeline, what)
-					continue
+				} else {
+					counts := map[pipeline.State]int{}
+					for _, s := range r.Stages {
+						counts[s.State]++
+					}
+					fmt.Fprintf(e.stdout, "%s  %s  %s  %s  ran %d, cached %d, failed %d\n",
+						r.Started.Local().Format(time.DateTime), r.Pipeline, r.Outcome,
+						r.Finished.Sub(r.Started).Round(time.Millisecond), counts[pipeline.StateRan],
+						counts[pipeline.StateCached], counts[pipeline.StateFailed])
 				}
-				counts := map[pipeline.State]int{}
-				for _, s := range r.Stages {
-					counts[s.State]++
-				}
-				fmt.Fprintf(e.stdout, "%s  %s  %s  %s  ran %d, cached %d, failed %d\n",
-					r.Started.Local().Format(time.DateTime), r.Pipeline, r.Outcome,
-					r.Finished.Sub(r.Started).Round(time.Millisecond), counts[pipeline.StateRan],
-					counts[pipeline.StateCached], counts[pipeline.StateFailed])
 				tw := newTable(e.stdout)
 				for _, s := range r.Stages {
 					key := s.Key
 					if len(key) > 12 {
 						key = key[:12]
 					}
-					writeRow(tw, "    "+string(s.State), s.Stage, fmt.Sprintf("%.2fs", s.Seconds), "key "+key, firstLine(s.Error))
+					state := string(s.State)
+					if killed && s.State == pipeline.StateRunning {
+						state = "killed"
+					}
+					writeRow(tw, "    "+state, s.Stage, fmt.Sprintf("%.2fs", s.Seconds), "key "+key, firstLine(s.Error))
 				}
 				tw.Flush()
 			}

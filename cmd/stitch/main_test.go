@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,8 +197,18 @@ func TestSIGKILLRecovers(t *testing.T) {
 	}
 	logCmd := exec.CommandContext(t.Context(), bin, "log")
 	logCmd.Dir = killed
-	if out, err := logCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "killed before it finished") {
-		t.Errorf("stitch log after the kill (err %v) does not list the killed run:\n%s", err, out)
+	logOut, err := logCmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(logOut), "killed before it finished") {
+		t.Errorf("stitch log after the kill (err %v) does not list the killed run:\n%s", err, logOut)
+	}
+	// Its stages as the kill left them: a cached, s killed, j not run.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+ran\s+a\s`), regexp.MustCompile(`(?m)^\s+killed\s+s\s`),
+		regexp.MustCompile(`(?m)^\s+not run\s+j\s`),
+	} {
+		if !want.Match(logOut) {
+			t.Errorf("stitch log after the kill lacks %s:\n%s", want, logOut)
+		}
 	}
 	rerun := exec.CommandContext(t.Context(), bin, "run")
 	rerun.Dir = killed
