@@ -545,3 +545,53 @@ func TestOutputNeutralStatus(t *testing.T) {
 		t.Errorf("status after the note mattered again (-want +got):\n%s", diff)
 	}
 }
+
+// gc removes the work folder of an attempt whose parameters were
+// abandoned and keeps the one a rerun as it stands would resume.
+func TestGCWorkFolders(t *testing.T) {
+	f := newFixture(t)
+	src := "params: {n: 100}\nstages: {a: {uses: source}, b: {uses: slow, needs: {in: a.out}, " +
+		"with: {steps: \"${n}\", step_ms: 20}}}"
+	interrupt := func(n string) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		obs := cancelAtStep{cancelOn{"b", func() {}}, 2, cancel}
+		if _, err := f.w.Run(ctx, parse(t, f.reg, src, "n="+n), pipeline.Options{Observer: obs}); err == nil {
+			t.Fatal("interrupted run: no error")
+		}
+	}
+	work := func() []string {
+		dirs, _ := filepath.Glob(filepath.Join(f.dir, pipeline.MetaDir, "work", "*"))
+		return dirs
+	}
+	interrupt("100")
+	first := work()
+	interrupt("99")
+	if len(first) != 1 || len(work()) != 2 {
+		t.Fatalf("work folders: %v after the first interrupt, %v after the second; want 1, then 2", first, work())
+	}
+	res, err := f.w.GC(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Work != 1 || res.WorkBytes == 0 {
+		t.Errorf("gc removed %d work folders (%d bytes), want 1 with its checkpoint", res.Work, res.WorkBytes)
+	}
+	if left := work(); len(left) != 1 || left[0] == first[0] {
+		t.Errorf("work folders after gc: %v, want the second attempt's only (first was %v)", left, first)
+	}
+}
+
+// cancelAtStep cancels once a stage reports step `at`: after it wrote a
+// checkpoint of the step before.
+type cancelAtStep struct {
+	cancelOn
+	at     int
+	cancel func()
+}
+
+func (o cancelAtStep) StageProgress(_, _ string, done, _ int, _ string) {
+	if done >= o.at {
+		o.cancel()
+	}
+}

@@ -26,11 +26,18 @@ type GCResult struct {
 	Entries int
 	// Temps counts leftovers of interrupted writes.
 	Temps int
+	// Work counts the work folders (checkpoints) of abandoned attempts,
+	// which no rerun would resume, and WorkBytes is their size.
+	Work      int
+	WorkBytes int64
 }
 
 // GC removes the objects that no stage's last recorded run references
-// (see LastRecords), the cache entries that pointed at them and the
-// temporary files of interrupted writes. It holds the workspace lock
+// (see LastRecords), the cache entries that pointed at them, the
+// temporary files of interrupted writes and the work folders of abandoned
+// attempts: a folder stays while its key is the latest attempt of some
+// stage that did not succeed (failed, interrupted or killed), which a
+// rerun as it stands would resume. It holds the workspace lock
 // exclusively, so it waits for running `stitch run`s and they wait for
 // it. With dryRun it only lists what it would remove.
 func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
@@ -109,7 +116,75 @@ func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 			os.Remove(t) // under the exclusive lock nobody is writing them
 		}
 	}
+
+	work, err := os.ReadDir(filepath.Join(w.meta, "work"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	if len(work) == 0 {
+		return res, nil
+	}
+	keep, err := w.resumableKeys()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range work {
+		if keep[d.Name()] {
+			continue
+		}
+		path := w.workPath(d.Name())
+		res.Work++
+		res.WorkBytes += treeSize(path)
+		if !dryRun {
+			if err := os.RemoveAll(path); err != nil {
+				return res, fmt.Errorf("gc: %w", err)
+			}
+		}
+	}
 	return res, nil
+}
+
+// resumableKeys are the keys of the latest attempt of each stage of each
+// pipeline, where that attempt did not succeed: the work folders a rerun
+// would resume from.
+func (w *Workspace) resumableKeys() (map[string]bool, error) {
+	runs, err := w.RunRecords()
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	keep := map[string]bool{}
+	seen := map[string]bool{}
+	for _, r := range slices.Backward(runs) {
+		for _, sr := range r.Stages {
+			id := r.Pipeline + "\x00" + sr.Stage
+			if seen[id] {
+				continue
+			}
+			switch sr.State {
+			case StateFailed, StateInterrupted, StateRunning:
+				keep[sr.Key] = sr.Key != ""
+			case StateRan, StateCached:
+			default:
+				continue // not attempted
+			}
+			seen[id] = true
+		}
+	}
+	return keep, nil
+}
+
+// treeSize is the size of the files under path (0 for what cannot be read).
+func treeSize(path string) int64 {
+	var n int64
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // temps lists leftovers of writes interrupted by a crash.

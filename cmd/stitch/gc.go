@@ -12,7 +12,7 @@ var cmdGC = &command{
 	name: "gc",
 	args: "[--dry-run]",
 	summary: "Remove objects that no stage's last recorded run references, " +
-		"their cache entries and leftovers of interrupted writes.",
+		"their cache entries, leftovers of interrupted writes and checkpoints no rerun would resume.",
 	example: `stitch gc --dry-run   # list what would go
 stitch gc`,
 	setup: func(fs *flag.FlagSet) runFunc {
@@ -40,8 +40,9 @@ stitch gc`,
 					fmt.Fprintln(e.stdout, id)
 				}
 			}
-			fmt.Fprintf(e.stdout, "%s %d objects (%d bytes), %d cache entries, %d temporary files\n",
-				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps)
+			fmt.Fprintf(e.stdout, "%s %d objects (%d bytes), %d cache entries, %d temporary files, "+
+				"%d abandoned work folders (%d bytes)\n",
+				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps, res.Work, res.WorkBytes)
 			return nil
 		}
 	},
