@@ -110,6 +110,14 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 				if attempt.key != "" && attempt.key != st.Key {
 					attempt.reason = "" // it tried other parameters or inputs
 				}
+				if w.keyBusy(st.Key) {
+					// Another process runs it as it stands: whatever the
+					// last attempt was, that is the news.
+					attempt.reason = "running now in another process"
+					if last != nil {
+						attempt.key = st.Key
+					}
+				}
 				st.Reasons = diffRecord(last, attempt.reason, s, prep, inputs)
 				if last != nil && attempt.reason != "" && attempt.key == st.Key {
 					// It succeeded before, then failed as it stands now.

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"stitch/pipeline"
 )
@@ -164,5 +166,43 @@ func TestStatusMissingExternal(t *testing.T) {
 	}
 	if got := f.status(src, "f="+file)["a"]; len(got) != 2 || got[1] != "last run failed" {
 		t.Errorf("status of a after the failed run = %q, want the missing file and the failure", got)
+	}
+}
+
+// A stage another process is running as it stands says so, whatever its
+// last attempt was.
+func TestStatusRunningElsewhere(t *testing.T) {
+	f := newFixture(t)
+	src := "params: {s: x}\nstages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}, with: {suffix: \"${s}\"}}}"
+	f.mustRun(src)
+	sts, err := f.w.Status(t.Context(), parse(t, f.reg, src, "s=y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sts[1].Key
+	if sts[1].Stage != "b" || key == "" {
+		t.Fatalf("status: %+v, want b stale with a key", sts[1])
+	}
+	lock := filepath.Join(f.dir, pipeline.MetaDir, "locks", key)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := os.Create(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	got := f.status(src, "s=y")["b"]
+	if len(got) == 0 || got[0] != "running now in another process" {
+		t.Errorf("status of b while its key is locked = %q, want it running elsewhere first", got)
+	}
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.status(src, "s=y")["b"]; slices.Contains(got, "running now in another process") {
+		t.Errorf("status of b after the lock went = %q", got)
 	}
 }

@@ -336,6 +336,18 @@ func flock(ctx context.Context, path string, how int) (unlock func(), err error)
 	}
 }
 
+// keyBusy reports whether a process holds the lock of key: it is running
+// that stage now. It creates nothing.
+func (w *Workspace) keyBusy(key string) bool {
+	f, err := os.Open(filepath.Join(w.meta, "locks", key))
+	if err != nil {
+		return false // never locked
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
+
 // lockShared takes the workspace lock shared: any number of runs at once,
 // but no `gc` while they last.
 func (w *Workspace) lockShared(ctx context.Context) (func(), error) {
