@@ -21,10 +21,23 @@ func Closest(name string, candidates []string) string {
 	// Allow about one edit per three characters, and at least two, so that
 	// "lr" -> "l2" is offered but "seed" -> "backbone" is not.
 	limit := max(2, len(name)/3)
-	if bestDist < 0 || bestDist > limit {
-		return ""
+	if bestDist >= 0 && bestDist <= limit {
+		return best
 	}
-	return best
+	// Else a name that is one word of a single candidate's snake_case
+	// words: "size" for "image_size".
+	part := ""
+	for _, c := range candidates {
+		for w := range strings.SplitSeq(strings.ToLower(c), "_") {
+			if w == lower && len(w) >= 3 && strings.Contains(c, "_") {
+				if part != "" && part != c {
+					return "" // several: no hint is better than a guess
+				}
+				part = c
+			}
+		}
+	}
+	return part
 }
 
 // Hint returns ` (did you mean "x"?)` for the closest candidate, or "".

@@ -20,6 +20,10 @@ func TestClosest(t *testing.T) {
 		{"class", []string{"classes"}, "classes"},
 		{"lr", []string{"l2", "lr_factor"}, "l2"},
 		{"x", nil, ""},
+		// One word of a single snake_case candidate.
+		{"size", []string{"image_size", "margin", "workers"}, "image_size"},
+		{"size", []string{"image_size", "batch_size"}, ""}, // several: no guess
+		{"max", []string{"max_epochs"}, "max_epochs"},
 	}
 	for _, tt := range tests {
 		if got := Closest(tt.name, tt.candidates); got != tt.want {

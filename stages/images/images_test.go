@@ -6,8 +6,10 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"stitch/artifacts"
+	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 	"stitch/stages/images"
 	"stitch/stages/pixels"
@@ -349,6 +352,21 @@ func TestParams(t *testing.T) {
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 			t.Errorf("%s: err = %v, want one containing %q", tc.yaml, err, tc.wantErr)
 		}
+	}
+
+	// Validate's errors name their key, so the pipeline file's error
+	// points at its line.
+	p := images.NewParams()
+	p.Workers, p.Margin = -1, math.NaN()
+	var keys []string
+	for _, e := range p.Validate().(interface{ Unwrap() []error }).Unwrap() {
+		var pe *pipeline.ParamError
+		if errors.As(e, &pe) {
+			keys = append(keys, pe.Key)
+		}
+	}
+	if !slices.Equal(keys, []string{"margin", "workers"}) {
+		t.Errorf("keys of Validate's errors: %v, want margin and workers", keys)
 	}
 }
 

@@ -74,22 +74,25 @@ func NewParams() *Params {
 	return &Params{ImageSize: Size{224, 224}, Margin: 0.1, OnBadImage: "error"}
 }
 
-// Validate checks the parameters.
+// Validate checks the parameters; each error names its key, so that the
+// pipeline file's error points at it.
 func (p *Params) Validate() error {
+	var errs []error
 	h, w := p.ImageSize[0], p.ImageSize[1]
 	if h < 1 || w < 1 || h > MaxSide || w > MaxSide {
-		return fmt.Errorf("image_size [%d, %d]: want sides of 1 to %d pixels", h, w, MaxSide)
+		errs = append(errs, pipeline.ParamErrorf("image_size", "image_size [%d, %d]: want sides of 1 to %d pixels",
+			h, w, MaxSide))
 	}
-	if p.Margin < 0 || p.Margin > 10 {
-		return fmt.Errorf("margin %g: want 0 to 10 (a fraction of the box)", p.Margin)
+	if !(p.Margin >= 0 && p.Margin <= 10) {
+		errs = append(errs, pipeline.ParamErrorf("margin", "margin %g: want 0 to 10 (a fraction of the box)", p.Margin))
 	}
 	if p.OnBadImage != "error" && p.OnBadImage != "skip" {
-		return fmt.Errorf("on_bad_image %q: want error or skip", p.OnBadImage)
+		errs = append(errs, pipeline.ParamErrorf("on_bad_image", "on_bad_image %q: want error or skip", p.OnBadImage))
 	}
 	if p.Workers < 0 {
-		return errors.New("workers: want 0 (one per core) or more")
+		errs = append(errs, pipeline.ParamErrorf("workers", "workers %d: want 0 (one per core) or more", p.Workers))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // workers resolves Workers = 0 to the number of usable cores.
