@@ -2,9 +2,11 @@ package augment
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
+	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 	"stitch/stages/partitions"
 	"stitch/stages/synth"
@@ -134,6 +137,40 @@ func TestPolicyValidate(t *testing.T) {
 		if err := p.Validate(); err == nil {
 			t.Errorf("%+v: no error", p)
 		}
+	}
+}
+
+// TestParamsValidate: each bad value is an error naming its key (so the
+// pipeline file points at its line), NaN and infinities included.
+func TestParamsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*Params)
+		key  string
+	}{
+		{func(p *Params) { p.Mode = "offline" }, "mode"},
+		{func(p *Params) { p.RotationRange = math.Inf(1) }, "rotation_range"},
+		{func(p *Params) { p.ShearRange = math.NaN() }, "shear_range"},
+		{func(p *Params) { p.ShearRange = 90 }, "shear_range"},
+		{func(p *Params) { p.WidthShiftRange = 2 }, "width_shift_range"},
+		{func(p *Params) { p.HeightShiftRange = -0.1 }, "height_shift_range"},
+		{func(p *Params) { p.ZoomRange = math.NaN() }, "zoom_range"},
+		{func(p *Params) { p.Rescale = math.NaN() }, "rescale"},
+		{func(p *Params) { p.CVal = 256 }, "cval"},
+		{func(p *Params) { p.Margin = math.Inf(1) }, "margin"},
+		{func(p *Params) { p.Mode, p.Copies = "materialise", 0 }, "copies"},
+		{func(p *Params) { p.FillMode = "mirror" }, "fill_mode"},
+		{func(p *Params) { p.TargetSize = [2]int{100000, 100000} }, "target_size"},
+		{func(p *Params) { p.Preview = 65 }, "preview"},
+	} {
+		p := NewParams()
+		tc.edit(p)
+		var pe *pipeline.ParamError
+		if err := p.Validate(); !errors.As(err, &pe) || pe.Key != tc.key {
+			t.Errorf("want an error about %s, got %v", tc.key, err)
+		}
+	}
+	if err := NewParams().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
 	}
 }
 

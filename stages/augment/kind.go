@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/draw"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 
@@ -68,22 +69,65 @@ func (p *Params) Policy() *Policy {
 	}
 }
 
-// Validate checks the parameters.
+// Validate checks the parameters; each error names its key, so that the
+// pipeline file's error points at it. The comparisons are written so that
+// NaN fails them.
 func (p *Params) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, pipeline.ParamErrorf(key, format, args...))
+	}
 	if p.Mode != "online" && p.Mode != "materialise" {
-		return fmt.Errorf("mode %q: want online or materialise", p.Mode)
+		bad("mode", "mode %q: want online or materialise", p.Mode)
 	}
-	if p.ZoomRange < 0 || p.ZoomRange >= 1 {
-		return fmt.Errorf("zoom_range %g: want 0 to below 1", p.ZoomRange)
+	for _, r := range []struct {
+		key        string
+		value, max float64
+		unit       string
+	}{
+		{"rotation_range", p.RotationRange, 360, "degrees"},
+		{"shear_range", p.ShearRange, 89, "degrees"},
+		{"width_shift_range", p.WidthShiftRange, 1, "of the width"},
+		{"height_shift_range", p.HeightShiftRange, 1, "of the height"},
+	} {
+		if !(r.value >= 0 && r.value <= r.max) {
+			bad(r.key, "%s %g: want 0 to %g %s", r.key, r.value, r.max, r.unit)
+		}
 	}
-	if p.Mode == "materialise" && (p.Copies < 1 || p.TargetSize[0] == 0) {
-		return errors.New("materialise needs copies >= 1 and a target_size")
+	if !(p.ZoomRange >= 0 && p.ZoomRange < 1) {
+		bad("zoom_range", "zoom_range %g: want 0 to below 1", p.ZoomRange)
+	}
+	if !(p.Rescale >= 0) || math.IsInf(p.Rescale, 0) {
+		bad("rescale", "rescale %g: want a finite factor >= 0", p.Rescale)
+	}
+	switch p.FillMode {
+	case "nearest", "constant", "reflect", "wrap":
+	default:
+		bad("fill_mode", "fill_mode %q: want nearest, constant, reflect or wrap", p.FillMode)
+	}
+	if h, w := p.TargetSize[0], p.TargetSize[1]; h < 0 || w < 0 || (h == 0) != (w == 0) || h > 4096 || w > 4096 {
+		bad("target_size", "target_size %v: want height and width of 1 to 4096, or neither", p.TargetSize)
+	}
+	if !(p.CVal >= 0 && p.CVal <= 255) {
+		bad("cval", "cval %g: want 0 to 255", p.CVal)
+	}
+	if !(p.Margin >= 0 && p.Margin <= 10) {
+		bad("margin", "margin %g: want 0 to 10 (a fraction of the box)", p.Margin)
+	}
+	if p.Mode == "materialise" && p.Copies < 1 {
+		bad("copies", "copies %d: materialise needs 1 or more", p.Copies)
+	}
+	if p.Mode == "materialise" && p.TargetSize[0] == 0 {
+		bad("target_size", "materialise needs a target_size")
 	}
 	if p.OnBadImage != "error" && p.OnBadImage != "skip" {
-		return fmt.Errorf("on_bad_image %q: want error or skip", p.OnBadImage)
+		bad("on_bad_image", "on_bad_image %q: want error or skip", p.OnBadImage)
 	}
 	if p.Preview < 0 || p.Preview > 64 {
-		return fmt.Errorf("preview %d: want 0 to 64", p.Preview)
+		bad("preview", "preview %d: want 0 to 64", p.Preview)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	return p.Policy().Validate()
 }
