@@ -2,6 +2,7 @@ package predict
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"path/filepath"
@@ -32,14 +33,19 @@ func NewParams() *Params { return &Params{BatchSize: 32, Crop: true} }
 
 // Validate checks the parameters.
 func (p *Params) Validate() error {
-	if p.BatchSize <= 0 {
-		return fmt.Errorf("batch_size %d: want at least 1", p.BatchSize)
+	var errs []error
+	if p.BatchSize <= 0 || p.BatchSize > MaxBatchSize {
+		errs = append(errs, pipeline.ParamErrorf("batch_size", "batch_size %d: want 1 to %d", p.BatchSize, MaxBatchSize))
 	}
-	if p.CropMargin < 0 || p.CropMargin > 1 {
-		return fmt.Errorf("crop_margin %g: want 0 to 1", p.CropMargin)
+	if !(p.CropMargin >= 0 && p.CropMargin <= 1) {
+		errs = append(errs, pipeline.ParamErrorf("crop_margin", "crop_margin %g: want 0 to 1", p.CropMargin))
 	}
-	return nil
+	return errors.Join(errs...)
 }
+
+// MaxBatchSize bounds batch_size: 4096 images of 224 x 224 are 2.3 GiB
+// of input floats, and larger batches only cost memory.
+const MaxBatchSize = 4096
 
 type kind struct{}
 

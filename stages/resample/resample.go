@@ -40,21 +40,26 @@ func NewParams() *Params {
 
 // Validate checks the parameters.
 func (p *Params) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, pipeline.ParamErrorf(key, format, args...))
+	}
 	switch p.Mode {
 	case "minority", "oversample", "undersample":
 	default:
-		return fmt.Errorf("mode %q: want minority, oversample or undersample", p.Mode)
+		bad("mode", "mode %q: want minority, oversample or undersample", p.Mode)
 	}
-	if p.ReplaceFraction < 0 || p.ReplaceFraction > 1 {
-		return fmt.Errorf("replace_fraction %g: want 0 to 1", p.ReplaceFraction)
+	// Written so that NaN fails each test.
+	if !(p.ReplaceFraction >= 0 && p.ReplaceFraction <= 1) {
+		bad("replace_fraction", "replace_fraction %g: want 0 to 1", p.ReplaceFraction)
 	}
-	if p.Quantile < 0 || p.Quantile > 1 {
-		return fmt.Errorf("quantile %g: want 0 to 1", p.Quantile)
+	if !(p.Quantile >= 0 && p.Quantile <= 1) {
+		bad("quantile", "quantile %g: want 0 to 1", p.Quantile)
 	}
-	if p.MaxWeight < 1 {
-		return fmt.Errorf("max_weight %g: want 1 or more", p.MaxWeight)
+	if !(p.MaxWeight >= 1) || math.IsInf(p.MaxWeight, 0) {
+		bad("max_weight", "max_weight %g: want a finite weight of 1 or more", p.MaxWeight)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type kind struct{}

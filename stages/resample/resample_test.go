@@ -1,12 +1,15 @@
 package resample
 
 import (
+	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"stitch/artifacts"
+	"stitch/pipeline"
 	"stitch/pipeline/pipelinetest"
 )
 
@@ -114,9 +117,13 @@ func TestValidate(t *testing.T) {
 		{Mode: "minority", ReplaceFraction: 1.5, Quantile: 0.5, MaxWeight: 10},
 		{Mode: "minority", Quantile: 2, MaxWeight: 10},
 		{Mode: "minority", Quantile: 0.5, MaxWeight: 0.5},
+		{Mode: "minority", Quantile: math.NaN(), MaxWeight: 10},
+		{Mode: "minority", ReplaceFraction: math.NaN(), Quantile: 0.5, MaxWeight: 10},
+		{Mode: "minority", Quantile: 0.5, MaxWeight: math.Inf(1)},
 	} {
-		if err := p.Validate(); err == nil {
-			t.Errorf("%+v: no error", p)
+		var pe *pipeline.ParamError
+		if err := p.Validate(); !errors.As(err, &pe) {
+			t.Errorf("%+v: %v, want a parameter error naming its key", p, err)
 		}
 	}
 }
