@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"strings"
 	"testing"
 
 	"stitch/internal/testkinds"
@@ -103,5 +104,21 @@ func TestWholeFloatForInteger(t *testing.T) {
 	f.mustRun("params: {seed: 10}\nstages: {a: {uses: source, with: {lines: 10}}}\n")
 	if st := f.status(src); len(st) != 0 {
 		t.Errorf("status with 10.0 after a run with 10: %v", st)
+	}
+}
+
+// A word where a float is wanted says what YAML reads as a number.
+func TestFloatWords(t *testing.T) {
+	reg, _ := registry(t)
+	for value, want := range map[string]string{
+		"NaN":   `want a number, got "NaN" (YAML writes .nan, .inf and -.inf)`,
+		"-Inf":  `want a number, got "-Inf" (YAML writes .nan, .inf and -.inf)`,
+		"1e400": "1e400 is beyond the range of a float64",
+		"fast":  `want a number, got "fast"`,
+	} {
+		_, err := pipeline.Parse("p.yaml", []byte("stages: {a: {uses: source, with: {lr: "+value+"}}}"), reg, nil)
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:1:") || !strings.Contains(err.Error(), want) {
+			t.Errorf("lr: %s: error %v, want one at p.yaml:1 containing %q", value, err, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -298,10 +299,26 @@ func decodeScalar(n *yaml.Node, v reflect.Value) error {
 			return fmt.Errorf("want an integer, got %s", describe(n))
 		}
 	}
+	if (v.Kind() == reflect.Float64 || v.Kind() == reflect.Float32) && n.ShortTag() == "!!str" {
+		return floatWord(n.Value)
+	}
 	if err := n.Decode(v.Addr().Interface()); err != nil {
 		return errors.New(yamlMessage(err))
 	}
 	return nil
+}
+
+// floatWord explains a string where a number is wanted: YAML reads NaN,
+// Inf and numbers beyond float64 as strings.
+func floatWord(s string) error {
+	_, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err == nil:
+		return fmt.Errorf("want a number, got %q (YAML writes .nan, .inf and -.inf)", s)
+	case errors.Is(err, strconv.ErrRange):
+		return fmt.Errorf("%s is beyond the range of a float64", s)
+	}
+	return fmt.Errorf("want a number, got %q", s)
 }
 
 // DecodeInt decodes n into dst by the rule every integer parameter
