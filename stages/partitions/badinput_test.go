@@ -424,6 +424,7 @@ func TestCSVBadInput(t *testing.T) {
 		{"no image column after blank lines", "\n\npartition,striped\ntrain,1\n",
 			`parse labels.csv:3: no "image" column`},
 		{"byte order mark only", "\ufeff", "parse labels.csv:1: blank header row, want the column names"},
+		{"unnamed column", "image,partition,,striped\na.jpg,train,1,1\n", "parse labels.csv:1: column 3 has no name"},
 		{"whitespace lines only", "  \n \t\n", "parse labels.csv:1: blank header row, want the column names"},
 		{"blank header of commas", ",,\na.jpg,train,1\n", "parse labels.csv:1: blank header row"},
 		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
@@ -447,6 +448,9 @@ func TestCSVBadAttributeTable(t *testing.T) {
 		{"header only", "name,type\n", "parse attributes.csv:1: no attribute rows after the header"},
 		{"header only after a blank line", "\nname,type\n", "parse attributes.csv:2: no attribute rows after the header"},
 		{"byte order mark only", "\ufeff", "parse attributes.csv:1: blank header row"},
+		{"empty name", "name,type\nstriped,1\n ,2\n", "parse attributes.csv:3: attribute with an empty name"},
+		{"name twice", "name,type\nstriped,1\nstriped,2\n",
+			`parse attributes.csv:3: attribute "striped" listed again (first at line 2)`},
 		{"no type column", "\nname\nstriped\n", "parse attributes.csv:2: want columns name and type"},
 	}
 	for _, tt := range tests {

@@ -219,6 +219,9 @@ func mapCSVColumns(p CSVParams, header []string, declared []artifacts.Attribute)
 	byName := map[string]int{}
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if h == "" {
+			return nil, fmt.Errorf("column %d has no name", i+1)
+		}
 		if _, dup := byName[h]; dup {
 			return nil, fmt.Errorf("column %q appears twice", h)
 		}
@@ -405,9 +408,11 @@ func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
 		}
 		line, _ := r.FieldPos(0)
 		a := artifacts.Attribute{Index: len(attrs), Name: strings.TrimSpace(rec[nameCol])}
-		if first, dup := seenAt[a.Name]; dup || a.Name == "" {
-			return nil, fmt.Errorf("parse %s:%d: attribute %q empty or listed again (first at line %d)",
-				name, line, a.Name, first)
+		if a.Name == "" {
+			return nil, fmt.Errorf("parse %s:%d: attribute with an empty name", name, line)
+		}
+		if first, dup := seenAt[a.Name]; dup {
+			return nil, fmt.Errorf("parse %s:%d: attribute %q listed again (first at line %d)", name, line, a.Name, first)
 		}
 		seenAt[a.Name] = line
 		typ, err := strconv.Atoi(strings.TrimSpace(rec[typeCol]))
