@@ -249,6 +249,9 @@ func runRecord(res *Result, p *Pipeline, args []string, started time.Time) *RunR
 			if errors.Is(s.Err, context.Canceled) {
 				rec.Outcome = "interrupted"
 			}
+			if s.State == StateInterrupted {
+				sr.Error = "interrupted" // the error says "context canceled", Go's word for it
+			}
 		}
 		if s.State == StateInterrupted || s.State == StateNotRun && rec.Outcome == "ok" {
 			rec.Outcome = "interrupted"

@@ -173,11 +173,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ks []
 
 	err = run(ctx, e, positional)
 	code := exitCode(ctx, err)
-	if err != nil {
+	switch {
+	case err == nil:
+	case code == exitInterrupted:
+		// The error only says "context canceled", Go's word for it.
+		fmt.Fprintf(stderr, "stitch %s: interrupted; finished stages are cached, a rerun resumes\n", cmd.name)
+	default:
 		fmt.Fprintf(stderr, "stitch %s: %v\n", cmd.name, err)
-		if code == exitInterrupted {
-			fmt.Fprintln(stderr, "stitch: interrupted; finished stages are cached, a rerun resumes")
-		}
 	}
 	return code
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -224,6 +225,51 @@ func TestSIGKILLRecovers(t *testing.T) {
 	}
 	if work, _ := filepath.Glob(filepath.Join(killed, ".stitch", "work", "*")); len(work) != 0 {
 		t.Errorf("work folders left after success: %v", work)
+	}
+}
+
+// Ctrl-C mid-stage: exit 130 with a message in words (not Go's "context
+// canceled"), and the log names the stage interrupted.
+func TestSIGINTSaysInterrupted(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "stitch.yaml"), slowPipeline)
+	marker := filepath.Join(t.TempDir(), "started")
+	cmd := exec.Command(bin, "run", "-q")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), testkinds.EnvStarted+"="+marker)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("stage never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Errorf("exit: %v, want status 130", err)
+	}
+	if got := stderr.String(); !strings.Contains(got, "stitch run: interrupted; finished stages are cached") ||
+		strings.Contains(got, "context canceled") {
+		t.Errorf("stderr after Ctrl-C:\n%s", got)
+	}
+	logCmd := exec.CommandContext(t.Context(), bin, "log")
+	logCmd.Dir = dir
+	out, err := logCmd.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^\s+interrupted\s+s\s.*\sinterrupted$`).Match(out) ||
+		strings.Contains(string(out), "context canceled") {
+		t.Errorf("stitch log after Ctrl-C (err %v):\n%s", err, out)
 	}
 }
 
