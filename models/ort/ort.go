@@ -180,8 +180,12 @@ func sessionOptions(opts Options) (*onnxruntime.SessionOptions, string, error) {
 			so.Destroy()
 			return nil, "", err
 		}
+		// Once per process and reason: a training stage opens several
+		// sessions, and each would say the same.
 		if opts.Logger != nil {
-			opts.Logger.Warn("CUDA unavailable, running on the CPU", "err", err)
+			if _, said := cudaWarned.LoadOrStore(err.Error(), true); !said {
+				opts.Logger.Warn("CUDA unavailable, running on the CPU", "err", err)
+			}
 		}
 		return so, "cpu", nil
 	default:
@@ -189,6 +193,9 @@ func sessionOptions(opts Options) (*onnxruntime.SessionOptions, string, error) {
 		return nil, "", fmt.Errorf("unknown execution provider %q (want cpu or cuda)", opts.Provider)
 	}
 }
+
+// cudaWarned holds the reasons for a CPU fallback already logged.
+var cudaWarned sync.Map
 
 func appendCUDA(so *onnxruntime.SessionOptions, device int) error {
 	cuda, err := onnxruntime.NewCUDAProviderOptions()

@@ -1,9 +1,12 @@
 package ort_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"stitch/internal/testenv"
@@ -80,13 +83,22 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	if !errors.Is(err, ort.ErrNoCUDA) {
 		t.Fatalf("cuda on a CPU build: got %v, want ort.ErrNoCUDA", err)
 	}
-	s, err := ort.NewSession(model, names(in), names(out), ort.Options{Provider: "cuda", FallbackCPU: true})
-	if err != nil {
-		t.Fatalf("cuda with fall back: %v", err)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	for range 2 {
+		s, err := ort.NewSession(model, names(in), names(out),
+			ort.Options{Provider: "cuda", FallbackCPU: true, Logger: logger})
+		if err != nil {
+			t.Fatalf("cuda with fall back: %v", err)
+		}
+		defer s.Close()
+		if s.Provider != "cpu" {
+			t.Errorf("provider after fall back = %q, want cpu", s.Provider)
+		}
 	}
-	defer s.Close()
-	if s.Provider != "cpu" {
-		t.Errorf("provider after fall back = %q, want cpu", s.Provider)
+	// A stage opens several sessions: the fallback is said once.
+	if n := strings.Count(logs.String(), "CUDA unavailable"); n != 1 {
+		t.Errorf("two fallen-back sessions logged the fallback %d times, want once:\n%s", n, logs.String())
 	}
 
 	// Provider tells the same before any session is opened.
