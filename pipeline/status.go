@@ -22,7 +22,7 @@ type StageStatus struct {
 	// Key is the run key; "" when an upstream stage is stale and so the
 	// inputs, and with them the key, are not known yet.
 	Key string
-	// Reasons explain a stale stage ("parameter `lr` changed 0.001 ->
+	// Reasons explain a stale stage ("parameter `phase2.learning_rate` changed 0.001 ->
 	// 0.0001", "never run"); for a fresh one they may note that it comes
 	// from an earlier run than the last.
 	Reasons []string

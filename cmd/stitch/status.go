@@ -15,7 +15,7 @@ var cmdStatus = &command{
 	summary: "Say which stages are fresh and why the others are stale; changes nothing.",
 	example: `stitch status pipelines/demo.yaml
 # fresh  split
-# stale  train   parameter ` + "`lr`" + ` changed 0.001 -> 0.0001`,
+# stale  train   parameter ` + "`phase2.learning_rate`" + ` changed 0.0001 -> 0.00001`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		var sets stringList
 		fs.Var(&sets, "set", "override pipeline parameter: `name=value`; repeatable")
