@@ -414,10 +414,9 @@ func applyLandmarks(path, name string, idx *imageIndex, attrFile string, ds *Dat
 			rest = before
 		}
 		k := (len(values) - 2) / 3
-		if len(values) < 5 || (len(values)-2)%3 != 0 || k > 8 {
-			return lr.errorf("want image path, clothes type, variation type and 1 to 8 (visibility, x, y) "+
-				"triples, got %d values",
-				len(values))
+		if (len(values)-2)%3 != 0 || k != 4 && k != 6 && k != 8 {
+			return lr.errorf("want image path, clothes type, variation type and 4, 6 or 8 (visibility, x, y) "+
+				"triples, got %d values", len(values))
 		}
 		part, row, err := idx.lookup(lr, rest, attrFile)
 		if err != nil {
@@ -431,7 +430,13 @@ func applyLandmarks(path, name string, idx *imageIndex, attrFile string, ds *Dat
 		for i := 0; i < k; i++ {
 			at := len(values) - 3 - 3*i
 			vis, x, y := values[at], values[at-1], values[at-2]
-			if vis == 2 {
+			switch {
+			case vis < 0 || vis > 2:
+				return lr.errorf("landmark %d: visibility %d, want 0 (visible), 1 (occluded) or 2 (truncated)",
+					i+1, vis)
+			case x < 0 || y < 0 || x > maxBoxCoord || y > maxBoxCoord:
+				return lr.errorf("landmark %d: position (%d, %d), want 0 to %d", i+1, x, y, maxBoxCoord)
+			case vis == 2:
 				x, y = 0, 0
 			}
 			pairs = append(pairs, int32(x), int32(y))

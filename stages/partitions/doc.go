@@ -29,8 +29,9 @@
 // a UTF-8 byte order mark are accepted. Labels may be written 1, -1, 0,
 // +1, 1.0 or -1.0. Attribute types must be 1..5 (texture, fabric, shape,
 // part, style). Landmarks rows hold a clothes type, a variation type and
-// 4, 6 or 8 (visibility, x, y) triples; they are stored as x, y pairs, a
-// truncated landmark (visibility 2) as 0 0. Images missing from
+// 4, 6 or 8 (visibility, x, y) triples, visibility 0 (visible), 1
+// (occluded) or 2 (truncated), positions 0 to 2^20; they are stored as
+// x, y pairs, a truncated landmark as 0 0. Images missing from
 // list_category_img.txt get category 0, from list_bbox.txt no box.
 // list_category_img.txt without list_category_cloth.txt is an error that
 // names the missing file.

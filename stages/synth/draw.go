@@ -185,7 +185,11 @@ func drawGarment(g *garment, size int, rng *rand.Rand) *image.NRGBA {
 	for i := range lm {
 		lm[i] = [3]int32{2, 0, 0}
 	}
-	set := func(i int, x, y float64) { lm[i] = [3]int32{0, int32(x), int32(y)} }
+	// A flare or sleeve may reach past the canvas; its landmark stays on
+	// the image, as an annotator's would.
+	set := func(i int, x, y float64) {
+		lm[i] = [3]int32{0, int32(min(max(x, 0), s-1)), int32(min(max(y, 0), s-1))}
+	}
 
 	hemY := func(length int) float64 { return top + []float64{0.42, 0.6, 0.8}[length]*u }
 	switch g.category {

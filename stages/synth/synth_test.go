@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,6 +95,11 @@ func TestGenerateReadsInBothLayouts(t *testing.T) {
 			b := c.BBox[r]
 			if b[0] < 0 || b[1] < 0 || b[2] > 64 || b[3] > 64 || b[2]-b[0] < 10 || b[3]-b[1] < 10 {
 				t.Fatalf("%s: box %v outside the 64 px image or tiny", c.Image[r], b)
+			}
+			for _, lm := range [][]int32{c.Landmarks[r], f.Landmarks[r]} {
+				if slices.ContainsFunc(lm, func(v int32) bool { return v < 0 || v >= 64 }) {
+					t.Fatalf("%s: landmarks %v outside the 64 px image", c.Image[r], lm)
+				}
 			}
 		}
 	}
