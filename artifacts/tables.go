@@ -82,6 +82,20 @@ type Category struct {
 	BodyType int `json:"body_type,omitempty"`
 }
 
+// CategoryColumns maps each category id of table to its position there:
+// the column in which a model or a baseline scores it. An id below 1 or
+// listed twice is an error, since scores could not be told apart.
+func CategoryColumns(table []Category) (map[int32]int, error) {
+	col := make(map[int32]int, len(table))
+	for i, c := range table {
+		if _, dup := col[int32(c.ID)]; dup || c.ID < 1 {
+			return nil, fmt.Errorf("categories table: id %d (%q) is below 1 or repeated", c.ID, c.Name)
+		}
+		col[int32(c.ID)] = i
+	}
+	return col, nil
+}
+
 // CategoriesSchema is the schema of a categories table.
 var CategoriesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "id", Type: arrow.PrimitiveTypes.Int32},

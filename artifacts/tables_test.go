@@ -201,3 +201,18 @@ func TestModelMetaCategoriesRoundTrip(t *testing.T) {
 		t.Errorf("model with categories round trip (-want +got):\n%s", diff)
 	}
 }
+
+func TestCategoryColumns(t *testing.T) {
+	col, err := CategoryColumns([]Category{{ID: 7, Name: "Tee"}, {ID: 2, Name: "Dress"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int32]int{7: 0, 2: 1}, col); diff != "" {
+		t.Errorf("columns (-want +got):\n%s", diff)
+	}
+	for _, bad := range [][]Category{{{ID: 1}, {ID: 1}}, {{ID: 0}}, {{ID: -3}}} {
+		if _, err := CategoryColumns(bad); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}

@@ -127,9 +127,9 @@ func Frequencies(s *artifacts.Samples) []float32 {
 // share of the training rows that have a category; nil when no row has
 // one. A row whose category is not in the table is an error.
 func CategoryFrequencies(s *artifacts.Samples, table []artifacts.Category) ([]float32, error) {
-	col := make(map[int32]int, len(table))
-	for i, c := range table {
-		col[int32(c.ID)] = i
+	col, err := artifacts.CategoryColumns(table)
+	if err != nil {
+		return nil, err
 	}
 	counts := make([]int, len(table))
 	rows := 0

@@ -215,24 +215,21 @@ func readCategories(run pipeline.Run, p *Params, train *artifacts.Samples) ([]ar
 // head: 1 + the index of its category in cats, 0 for none. A category
 // that cats does not list is an error naming the sample.
 func categoryClasses(s *artifacts.Samples, cats []artifacts.Category, part string) ([]int, error) {
-	class := make(map[int32]int, len(cats))
-	for i, c := range cats {
-		if _, dup := class[int32(c.ID)]; dup || c.ID < 1 {
-			return nil, fmt.Errorf("categories table: id %d (%q) is below 1 or repeated", c.ID, c.Name)
-		}
-		class[int32(c.ID)] = i + 1
+	col, err := artifacts.CategoryColumns(cats)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]int, s.Len())
 	for i, id := range s.Category {
 		if id == 0 {
 			continue
 		}
-		c, ok := class[id]
+		c, ok := col[id]
 		if !ok {
 			return nil, fmt.Errorf("%s: sample %s has category %d, which the categories table does not list",
 				part, s.Image[i], id)
 		}
-		out[i] = c
+		out[i] = c + 1
 	}
 	return out, nil
 }
