@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,6 +158,32 @@ func outputs(t *testing.T, dir string) map[string]string {
 	return out
 }
 
+// startMidStage starts `stitch run -q` of slowPipeline in dir and returns
+// once its slow stage is half done (it has written a checkpoint), its
+// stderr going to stderr when that is not nil.
+func startMidStage(t *testing.T, bin, dir string, stderr io.Writer) *exec.Cmd {
+	t.Helper()
+	marker := filepath.Join(t.TempDir(), "started")
+	cmd := exec.Command(bin, "run", "-q")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), testkinds.EnvStarted+"="+marker)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("stage never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Case 7: SIGKILL mid-stage, then run again: it recovers with no manual
 // step and ends where a clean run does.
 func TestSIGKILLRecovers(t *testing.T) {
@@ -171,24 +198,7 @@ func TestSIGKILLRecovers(t *testing.T) {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
 
-	marker := filepath.Join(t.TempDir(), "started")
-	cmd = exec.Command(bin, "run", "-q")
-	cmd.Dir = killed
-	cmd.Env = append(os.Environ(), testkinds.EnvStarted+"="+marker)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("stage never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	cmd = startMidStage(t, bin, killed, nil)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait() // killed on purpose: the error says so
 
@@ -234,26 +244,8 @@ func TestSIGINTSaysInterrupted(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "stitch.yaml"), slowPipeline)
-	marker := filepath.Join(t.TempDir(), "started")
-	cmd := exec.Command(bin, "run", "-q")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), testkinds.EnvStarted+"="+marker)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("stage never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	cmd := startMidStage(t, bin, dir, &stderr)
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	var exit *exec.ExitError
