@@ -36,6 +36,9 @@ type Port struct {
 	// Kind is the artifact kind (attributes, samples, model, ...), checked
 	// between producer and consumer when both declare one.
 	Kind string
+	// Also lists further kinds an input takes: a samples input that reads
+	// only labels and paths or pixels takes an images table too.
+	Also []string
 	// Optional inputs may be left out of `needs:`.
 	Optional bool
 	// Many inputs accept a list of references (tabulate's experiments).

@@ -730,9 +730,9 @@ func (l *loader) resolve(p *Pipeline, s *Stage, n *yaml.Node, in Port) []Ref {
 				ps.Base, ps.Kind.Name(), output, hintFor(output, portNames(ps.Kind.Outputs())))
 			return nil
 		}
-		if in.Kind != "" && out.Kind != "" && in.Kind != out.Kind {
+		if in.Kind != "" && out.Kind != "" && in.Kind != out.Kind && !slices.Contains(in.Also, out.Kind) {
 			l.errorf(n, "stage %s: input %q takes %s artifacts, but %s.%s is %s", s.Name, in.Name,
-				in.Kind, ps.Name, output, out.Kind)
+				strings.Join(append([]string{in.Kind}, in.Also...), " or "), ps.Name, output, out.Kind)
 			return nil
 		}
 		refs = append(refs, Ref{Stage: ps.Name, Output: output})

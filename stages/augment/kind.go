@@ -142,7 +142,8 @@ func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
 
 func (kind) Inputs() []pipeline.Port {
-	return []pipeline.Port{{Name: "samples", Kind: artifacts.KindSamples, Optional: true,
+	return []pipeline.Port{{Name: "samples", Kind: artifacts.KindSamples, Also: []string{artifacts.KindImages},
+		Optional: true,
 		Doc: "rows to augment (materialise) or to preview (online); a samples or images table"}}
 }
 

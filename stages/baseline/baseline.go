@@ -32,7 +32,8 @@ func (kind) NewParams() any  { return &Params{} }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
-		{Name: "train", Kind: artifacts.KindSamples, Doc: "training samples: the attribute frequencies"},
+		{Name: "train", Kind: artifacts.KindSamples, Also: []string{artifacts.KindImages},
+			Doc: "training samples (or images): the attribute frequencies"},
 		{Name: "samples", Doc: "the samples (or images) to predict"},
 		{Name: "categories", Kind: artifacts.KindCategories, Optional: true,
 			Doc: "categories to score by training frequency"},

@@ -73,14 +73,16 @@ func (kind) NewParams() any  { return NewParams() }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
-		{Name: "samples", Kind: artifacts.KindSamples, Doc: "the training samples to rebalance"},
+		{Name: "samples", Kind: artifacts.KindSamples, Also: []string{artifacts.KindImages},
+			Doc: "the training samples (or images) to rebalance"},
 		{Name: "attributes", Kind: artifacts.KindAttributes, Optional: true, Doc: "attribute names for the tables"},
 	}
 }
 
 func (kind) Outputs() []pipeline.Port {
 	return []pipeline.Port{
-		{Name: "samples", Kind: artifacts.KindSamples, Doc: "the resampled samples"},
+		// No declared kind: a samples or images table, as the input was.
+		{Name: "samples", Doc: "the resampled samples (or images)"},
 		{Name: "frequencies", Kind: artifacts.KindFrequencies, Doc: "positives per attribute before and after"},
 		{Name: "weights", Kind: artifacts.KindWeights, Doc: "per-attribute positive weights for the loss"},
 	}
