@@ -172,6 +172,16 @@ func TestParamsValidate(t *testing.T) {
 	if err := NewParams().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+	p := NewParams()
+	p.Mode = "materialize"
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `did you mean "materialise"`) {
+		t.Errorf("mode materialize: %v, want a hint", err)
+	}
+	p = NewParams()
+	p.Mode, p.Copies = "materialise", MaxCopies+1
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "copies") {
+		t.Errorf("copies above the bound: %v", err)
+	}
 }
 
 func TestRunOnline(t *testing.T) {
@@ -254,5 +264,20 @@ func TestRunMaterialise(t *testing.T) {
 		if !strings.HasSuffix(out.Image[2], "#aug2") || !cmp.Equal(out.Row(2), ds.Partitions[0].Row(0)) {
 			t.Errorf("row 2: %s, labels %v", out.Image[2], out.Row(2))
 		}
+	}
+}
+
+func TestCheckWiring(t *testing.T) {
+	p := NewParams()
+	p.Mode = "materialise"
+	var pe *pipeline.ParamError
+	if err := (kind{}).CheckWiring(p, func(string) bool { return false }); !errors.As(err, &pe) || pe.Key != "mode" {
+		t.Errorf("materialise without samples: %v, want an error at mode", err)
+	}
+	if err := (kind{}).CheckWiring(p, func(string) bool { return true }); err != nil {
+		t.Errorf("materialise with samples: %v", err)
+	}
+	if err := (kind{}).CheckWiring(NewParams(), func(string) bool { return false }); err != nil {
+		t.Errorf("online without samples: %v", err)
 	}
 }

@@ -23,8 +23,11 @@
 //     and cropped to their box grown by margin, or an images table); the
 //     images output holds, per row, the original resized (keep_original)
 //     and K = copies augmented copies keyed IMAGE#aug1 .. IMAGE#augK. Copy
-//     k of row i uses a generator seeded by (seed, i, k). on_bad_image:
-//     skip logs and leaves out unreadable images.
+//     k of row i uses a generator seeded by (seed, i, k); copies is 1 to
+//     1000. The table is written batch by batch, so memory stays bounded
+//     by the input and one batch, whatever the copies. on_bad_image: skip
+//     logs and leaves out unreadable images. A materialise stage without
+//     the samples input is an error when the pipeline loads.
 //
 // Both modes output preview, a PNG contact sheet (kind report): per sample
 // one row with the original and four augmented copies, like the

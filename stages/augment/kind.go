@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 
 	"stitch/artifacts"
+	"stitch/internal/suggest"
 	"stitch/pipeline"
+	"stitch/stages/images"
 	"stitch/stages/pixels"
 )
 
@@ -69,6 +71,10 @@ func (p *Params) Policy() *Policy {
 	}
 }
 
+// MaxCopies bounds copies: each row's copies are drawn from generators
+// seeded by (row, copy), which stay distinct up to 65535.
+const MaxCopies = 1000
+
 // Validate checks the parameters; each error names its key, so that the
 // pipeline file's error points at it. The comparisons are written so that
 // NaN fails them.
@@ -78,7 +84,7 @@ func (p *Params) Validate() error {
 		errs = append(errs, pipeline.ParamErrorf(key, format, args...))
 	}
 	if p.Mode != "online" && p.Mode != "materialise" {
-		bad("mode", "mode %q: want online or materialise", p.Mode)
+		bad("mode", "mode %q: want online or materialise%s", p.Mode, suggest.Hint(p.Mode, []string{"online", "materialise"}))
 	}
 	for _, r := range []struct {
 		key        string
@@ -114,8 +120,8 @@ func (p *Params) Validate() error {
 	if !(p.Margin >= 0 && p.Margin <= 10) {
 		bad("margin", "margin %g: want 0 to 10 (a fraction of the box)", p.Margin)
 	}
-	if p.Mode == "materialise" && p.Copies < 1 {
-		bad("copies", "copies %d: materialise needs 1 or more", p.Copies)
+	if p.Mode == "materialise" && (p.Copies < 1 || p.Copies > MaxCopies) {
+		bad("copies", "copies %d: materialise needs 1 to %d", p.Copies, MaxCopies)
 	}
 	if p.Mode == "materialise" && p.TargetSize[0] == 0 {
 		bad("target_size", "materialise needs a target_size")
@@ -141,10 +147,19 @@ func (kind) Name() string    { return "augment" }
 func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
 
+// CheckWiring reports at load time a materialise stage without the
+// samples it would augment.
+func (kind) CheckWiring(params any, wired func(string) bool) error {
+	if params.(*Params).Mode == "materialise" && !wired("samples") {
+		return pipeline.ParamErrorf("mode", "mode: materialise needs the samples input (needs: {samples: ...})")
+	}
+	return nil
+}
+
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{{Name: "samples", Kind: artifacts.KindSamples, Also: []string{artifacts.KindImages},
 		Optional: true,
-		Doc: "rows to augment (materialise) or to preview (online); a samples or images table"}}
+		Doc:      "rows to augment (materialise) or to preview (online); a samples or images table"}}
 }
 
 func (kind) Outputs() []pipeline.Port {
@@ -179,17 +194,20 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	run.SetOutput("policy", id)
 
-	out := &artifacts.Samples{Pixels: [][]byte{}, Height: max(1, p.TargetSize[0]), Width: max(1, p.TargetSize[1])}
+	head := &artifacts.Samples{Pixels: [][]byte{}, Height: max(1, p.TargetSize[0]), Width: max(1, p.TargetSize[1])}
 	if in != nil {
-		out = in.EmptyLike()
-		out.Pixels, out.Height, out.Width = [][]byte{}, p.TargetSize[0], p.TargetSize[1]
+		head = in.EmptyLike()
+		head.Pixels, head.Height, head.Width = [][]byte{}, p.TargetSize[0], p.TargetSize[1]
 	}
 	if p.Mode == "materialise" {
-		if err := materialise(ctx, run, p, policy, in, out, seed); err != nil {
-			return err
-		}
+		// Streamed batch by batch, as the images stage writes: copies
+		// times rows of pixels need not fit in memory.
+		id, err = store.WriteSamples(head, images.BatchRows(images.Size{head.Height, head.Width}),
+			func(w *artifacts.SamplesWriter) error { return materialise(ctx, run, p, policy, in, w, seed) })
+	} else {
+		id, err = store.PutSamples(head)
 	}
-	if id, err = store.PutSamples(out); err != nil {
+	if err != nil {
 		return err
 	}
 	run.SetOutput("images", id)
@@ -232,8 +250,10 @@ func rowRand(seed int64, row, copyIndex int) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), uint64(row)<<16|uint64(copyIndex)))
 }
 
+// materialise appends to out, per row of in, the original resized
+// (keep_original) and the augmented copies.
 func materialise(ctx context.Context, run pipeline.Run, p *Params, policy *Policy,
-	in, out *artifacts.Samples, seed int64) error {
+	in *artifacts.Samples, out *artifacts.SamplesWriter, seed int64) error {
 	h, w := p.TargetSize[0], p.TargetSize[1]
 	var skipped []string
 	var boxes pixels.BoxTally
@@ -251,16 +271,21 @@ func materialise(ctx context.Context, run pipeline.Run, p *Params, policy *Polic
 			run.Logger().Warn("skipping a bad image", "image", in.Image[i], "err", err)
 			continue
 		}
-		add := func(key string, pix *image.NRGBA) {
-			out.Append(in, i)
-			out.Image[len(out.Image)-1] = key
-			out.Pixels = append(out.Pixels, pixels.RGB(pix))
+		row := in.EmptyLike() // row i alone, under each copy's key in turn
+		row.Append(in, i)
+		add := func(key string, pix *image.NRGBA) error {
+			row.Image[0] = key
+			return out.Append(row, 0, pixels.RGB(pix))
 		}
 		if p.KeepOriginal {
-			add(in.Image[i], pixels.Fit(img, w, h))
+			if err := add(in.Image[i], pixels.Fit(img, w, h)); err != nil {
+				return err
+			}
 		}
 		for k := 1; k <= p.Copies; k++ {
-			add(fmt.Sprintf("%s#aug%d", in.Image[i], k), policy.Apply(img, rowRand(seed, i, k)))
+			if err := add(fmt.Sprintf("%s#aug%d", in.Image[i], k), policy.Apply(img, rowRand(seed, i, k))); err != nil {
+				return err
+			}
 		}
 	}
 	boxes.Warn(run.Logger())
