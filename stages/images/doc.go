@@ -33,7 +33,7 @@
 //     image in input order, with an error naming the file and the row;
 //     skip leaves bad images out, logs one debug line per image and one
 //     warning with the count, and lists them in bad_images.
-//   - workers (default 0, one per core): images decoded at once. The
+//   - workers (default 0, one per core; at most 1024): images decoded at once. The
 //     output does not depend on it, and the run key leaves it out.
 //
 // Images are decoded by pixels.Load, as every other stage decodes them:

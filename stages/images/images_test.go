@@ -338,6 +338,7 @@ func TestParams(t *testing.T) {
 		{yaml: "{image_size: 8, margin: -1}", wantErr: "margin -1"},
 		{yaml: "{image_size: 8, on_bad_image: ignore}", wantErr: "on_bad_image \"ignore\""},
 		{yaml: "{image_size: 8, workers: -2}", wantErr: "workers"},
+		{yaml: "{image_size: 8, workers: 1e12}", wantErr: "workers 1000000000000: want 0 (one per core) to 1024"},
 	} {
 		p := images.NewParams()
 		err := yaml.Unmarshal([]byte(tc.yaml), p)

@@ -74,6 +74,10 @@ func NewParams() *Params {
 	return &Params{ImageSize: Size{224, 224}, Margin: 0.1, OnBadImage: "error"}
 }
 
+// MaxWorkers bounds workers: each holds a decoded image and a queue slot,
+// and far more than the cores only costs memory.
+const MaxWorkers = 1024
+
 // Validate checks the parameters; each error names its key, so that the
 // pipeline file's error points at it.
 func (p *Params) Validate() error {
@@ -89,8 +93,9 @@ func (p *Params) Validate() error {
 	if p.OnBadImage != "error" && p.OnBadImage != "skip" {
 		errs = append(errs, pipeline.ParamErrorf("on_bad_image", "on_bad_image %q: want error or skip", p.OnBadImage))
 	}
-	if p.Workers < 0 {
-		errs = append(errs, pipeline.ParamErrorf("workers", "workers %d: want 0 (one per core) or more", p.Workers))
+	if p.Workers < 0 || p.Workers > MaxWorkers {
+		errs = append(errs, pipeline.ParamErrorf("workers", "workers %d: want 0 (one per core) to %d", p.Workers,
+			MaxWorkers))
 	}
 	return errors.Join(errs...)
 }
