@@ -265,7 +265,7 @@ func fineFixture() map[string]string {
 		"Anno_fine/train.txt":           "img/a.jpg\nimg/b.jpg\n",
 		"Anno_fine/train_attr.txt":      "1 0 0\n0 1 1\n",
 		"Anno_fine/train_bbox.txt":      "1 2 30 40\n0 0 10 10\n",
-		"Anno_fine/train_landmarks.txt": "1 2 3 4\n0 0 5 6\n",
+		"Anno_fine/train_landmarks.txt": "1 2 3 4 0 0 0 0 0 0 0 0 0 0 0 0\n0 0 5 6 0 0 0 0 0 0 0 0 0 0 7 8\n",
 		"Anno_fine/val.txt":             "img/c.jpg\n",
 		"Anno_fine/val_attr.txt":        "0 0 0\n",
 		"Anno_fine/test.txt":            "img/d.jpg\n",
@@ -286,7 +286,8 @@ func TestFine(t *testing.T) {
 	if got := ds.Attributes[2].TypeName; got != "fit" {
 		t.Errorf("type of tight: %q, want fit", got)
 	}
-	if diff := cmp.Diff([][]int32{{1, 2, 3, 4}, {0, 0, 5, 6}}, ds.Partitions[0].Landmarks); diff != "" {
+	want := [][]int32{{1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8}}
+	if diff := cmp.Diff(want, ds.Partitions[0].Landmarks); diff != "" {
 		t.Errorf("landmarks (-want +got):\n%s", diff)
 	}
 	if ds.Partitions[1].HasBBox[0] {
@@ -304,6 +305,14 @@ func TestFineBadInput(t *testing.T) {
 		{"row too many", "Anno_fine/val_attr.txt", "0 0 0\n1 1 1\n", "Anno_fine/val_attr.txt:2: more rows than the 1 images of val.txt"},
 		{"bad label", "Anno_fine/test_attr.txt", "1 2 0\n", `Anno_fine/test_attr.txt:1: bad label "2"`},
 		{"duplicated image", "Anno_fine/test.txt", "img/a.jpg\n", "Anno_fine/test.txt:1: image img/a.jpg listed again"},
+		{"landmarks: two pairs", "Anno_fine/train_landmarks.txt", "1 2 3 4\n0 0 5 6\n",
+			"Anno_fine/train_landmarks.txt:1: row has 4 values, want 8 x y pairs"},
+		{"landmarks beyond int32", "Anno_fine/train_landmarks.txt",
+			"1 2 3 4 0 0 0 0 0 0 0 0 0 0 0 0\n4294967297 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+			"Anno_fine/train_landmarks.txt:2: landmark 1: position 4294967297"},
+		{"negative landmark", "Anno_fine/train_landmarks.txt",
+			"1 2 3 4 0 0 0 0 0 0 0 0 0 0 0 0\n0 0 0 -5 0 0 0 0 0 0 0 0 0 0 0 0\n",
+			"Anno_fine/train_landmarks.txt:2: landmark 2: position -5"},
 		{"bbox width", "Anno_fine/train_bbox.txt", "1 2 30 40\n0 0 10\n", "Anno_fine/train_bbox.txt:2: row has 3 values, want 4"},
 		{"missing header", "Anno_fine/list_attr_cloth.txt", "3\nfloral  1\nlong_sleeve  2\ntight  6\n",
 			"Anno_fine/list_attr_cloth.txt:2: missing header"},

@@ -326,7 +326,8 @@ func applyBBoxes(path, name string, idx *imageIndex, attrFile string, ds *Datase
 
 func toBox(lr *lineReader, v []int64) ([4]int32, error) {
 	if v[0] < 0 || v[1] < 0 || v[2] < v[0] || v[3] < v[1] || v[2] > maxBoxCoord || v[3] > maxBoxCoord {
-		return [4]int32{}, lr.errorf("bad box %v, want 0 <= x1 <= x2 and 0 <= y1 <= y2", v)
+		return [4]int32{}, lr.errorf("bad box %v, want 0 <= x1 <= x2 <= %d and 0 <= y1 <= y2 <= %d", v,
+			maxBoxCoord, maxBoxCoord)
 	}
 	return [4]int32{int32(v[0]), int32(v[1]), int32(v[2]), int32(v[3])}, nil
 }

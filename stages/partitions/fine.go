@@ -12,6 +12,10 @@ import (
 
 const fineDir = "Anno_fine"
 
+// fineLandmarks is the landmark count of a fine-layout S_landmarks.txt
+// row, whatever the clothes type: DeepFashion writes 0 0 for the absent.
+const fineLandmarks = 8
+
 // readFine reads the fine layout: Anno_fine/list_attr_cloth.txt and, per
 // partition S, the row-aligned files S.txt (image paths), S_attr.txt
 // (0/1 labels; 0 means absent), S_bbox.txt, S_landmarks.txt and S_cate.txt
@@ -154,7 +158,8 @@ func firstOfPartition(idx *imageIndex, part int) int {
 }
 
 // readFineExtras reads the optional S_bbox.txt (x1 y1 x2 y2),
-// S_landmarks.txt (x y pairs, 0 0 missing) and S_cate.txt (category id).
+// S_landmarks.txt (fineLandmarks x y pairs, 0 0 missing) and S_cate.txt
+// (category id).
 func readFineExtras(abs, rel func(string) string, part int, ds *Dataset) error {
 	s := ds.Partitions[part]
 	prefix := partitionNames[part]
@@ -171,11 +176,15 @@ func readFineExtras(abs, rel func(string) string, part int, ds *Dataset) error {
 			return err
 		}},
 		{"_landmarks.txt", func(lr *lineReader, row int, v []int64) error {
-			if len(v) == 0 || len(v)%2 != 0 {
-				return lr.errorf("row has %d values, want x y pairs", len(v))
+			if len(v) != 2*fineLandmarks {
+				return lr.errorf("row has %d values, want %d x y pairs (0 0 for a missing landmark)", len(v),
+					fineLandmarks)
 			}
 			pairs := make([]int32, len(v))
 			for i, x := range v {
+				if x < 0 || x > maxBoxCoord {
+					return lr.errorf("landmark %d: position %d, want 0 to %d", i/2+1, x, maxBoxCoord)
+				}
 				pairs[i] = int32(x)
 			}
 			s.Landmarks[row] = pairs
