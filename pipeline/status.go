@@ -44,7 +44,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	ro := *w
 	ro.readOnly = true // verify without discarding: status changes nothing
 	byName := map[string]*StageStatus{}
-	var attempts map[string]attemptOf // read from the run records when first needed
+	var attempts map[string]stageAttempts // read from the run records when first needed
 	// Preallocated so the pointers kept in byName stay valid.
 	out := make([]StageStatus, 0, len(stages))
 	for _, s := range stages {
@@ -56,7 +56,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 		if attempts == nil {
 			attempts = w.lastAttempts(p.Name)
 		}
-		attempt := attempts[s.Name]
+		attempt := attempts[s.Name].latest
 		prep, err := prepare(ctx, s, fp)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -110,6 +110,10 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 				if attempt.key != "" && attempt.key != st.Key {
 					attempt.reason = "" // it tried other parameters or inputs
 				}
+				if reason := attempts[s.Name].byKey[st.Key]; reason != "" {
+					// An earlier attempt ran as it stands now.
+					attempt = attemptOf{reason, st.Key}
+				}
 				if w.keyBusy(st.Key) {
 					// Another process runs it as it stands: whatever the
 					// last attempt was, that is the news.
@@ -143,6 +147,14 @@ type attemptOf struct {
 	reason, key string
 }
 
+// stageAttempts are a stage's attempts in the run records: the latest,
+// and by key how the latest attempt under that key ended ("" for a
+// success).
+type stageAttempts struct {
+	latest attemptOf
+	byKey  map[string]string
+}
+
 // lastAttempts returns, by stage, how the latest run of pipeline that
 // attempted the stage ended, where that was no success: "last run
 // failed", "last run interrupted" or "last run killed". A run that let
@@ -150,8 +162,8 @@ type attemptOf struct {
 // interruption stopped the run first) does not count: the run before it
 // says. A killed run left its record as it stood: the stages it had
 // started and not ended say "running", and those count as killed.
-func (w *Workspace) lastAttempts(pipeline string) map[string]attemptOf {
-	out := map[string]attemptOf{}
+func (w *Workspace) lastAttempts(pipeline string) map[string]stageAttempts {
+	out := map[string]stageAttempts{}
 	runs, err := w.RunRecords()
 	if err != nil {
 		// The records only refine "never run"; status works without them.
@@ -164,19 +176,28 @@ func (w *Workspace) lastAttempts(pipeline string) map[string]attemptOf {
 			continue // in progress: what it does has not ended yet
 		}
 		for _, sr := range r.Stages {
-			if done[sr.Stage] {
-				continue
-			}
+			var reason string
 			switch sr.State {
 			case StateFailed, StateInterrupted:
-				out[sr.Stage] = attemptOf{"last run " + string(sr.State), sr.Key}
+				reason = "last run " + string(sr.State)
 			case StateRunning:
-				out[sr.Stage] = attemptOf{"last run killed", sr.Key}
+				reason = "last run killed"
 			case StateRan, StateCached:
 			default:
 				continue // not attempted: upstream failed, or stopped by another's failure
 			}
-			done[sr.Stage] = true
+			a := out[sr.Stage]
+			if a.byKey == nil {
+				a.byKey = map[string]string{}
+			}
+			if _, seen := a.byKey[sr.Key]; !seen && sr.Key != "" {
+				a.byKey[sr.Key] = reason
+			}
+			if !done[sr.Stage] {
+				a.latest = attemptOf{reason, sr.Key}
+				done[sr.Stage] = true
+			}
+			out[sr.Stage] = a
 		}
 	}
 	return out

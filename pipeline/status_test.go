@@ -206,3 +206,27 @@ func TestStatusRunningElsewhere(t *testing.T) {
 		t.Errorf("status of b after the lock went = %q", got)
 	}
 }
+
+// An attempt under the key a stage has now says how it ended even when a
+// later attempt tried other parameters.
+func TestStatusEarlierAttemptUnderThisKey(t *testing.T) {
+	f := newFixture(t)
+	src := "params: {n: 100}\nstages: {a: {uses: source}, b: {uses: slow, needs: {in: a.out}, " +
+		"with: {steps: \"${n}\", step_ms: 20}}}"
+	for _, n := range []string{"100", "99"} {
+		ctx, cancel := context.WithCancel(t.Context())
+		opts := pipeline.Options{Observer: cancelOn{"b", cancel}}
+		if _, err := f.w.Run(ctx, parse(t, f.reg, src, "n="+n), opts); err == nil {
+			t.Fatal("interrupted run: no error")
+		}
+		cancel()
+	}
+	for _, n := range []string{"100", "99"} {
+		if diff := cmp.Diff([]string{"last run interrupted"}, f.status(src, "n="+n)["b"]); diff != "" {
+			t.Errorf("status of b with steps %s (-want +got):\n%s", n, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"never run"}, f.status(src, "n=98")["b"]); diff != "" {
+		t.Errorf("status of b with steps never tried (-want +got):\n%s", diff)
+	}
+}
