@@ -473,7 +473,9 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 
 	// One process runs a key at a time; the others wait here and then
 	// find its result in the index.
-	unlock, err := flock(ctx, filepath.Join(r.w.meta, "locks", key), lockEX)
+	unlock, err := flock(ctx, filepath.Join(r.w.meta, "locks", key), lockEX, func() {
+		r.logger.Info("another stitch run is running this stage; waiting for its result", "stage", s.Name)
+	})
 	if err != nil {
 		fail(err)
 		return

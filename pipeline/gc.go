@@ -42,7 +42,9 @@ type GCResult struct {
 // it. With dryRun it only lists what it would remove.
 func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 	if !dryRun {
-		unlock, err := flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_EX)
+		unlock, err := flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_EX, func() {
+			w.logger.Info("waiting for the stitch runs in this workspace to finish")
+		})
 		if err != nil {
 			return nil, err
 		}

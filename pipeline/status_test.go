@@ -1,13 +1,17 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -228,5 +232,70 @@ func TestStatusEarlierAttemptUnderThisKey(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"never run"}, f.status(src, "n=98")["b"]); diff != "" {
 		t.Errorf("status of b with steps never tried (-want +got):\n%s", diff)
+	}
+}
+
+// lockedWriter is a log destination that several goroutines may share.
+type lockedWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// A run that finds a stage's key locked by another process says it waits,
+// then goes on when the lock is released.
+func TestRunSaysItWaits(t *testing.T) {
+	f := newFixture(t)
+	var logs lockedWriter
+	w, err := pipeline.OpenWorkspace(f.dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "stages: {a: {uses: source}, b: {uses: upper, needs: {in: a.out}}}"
+	f.mustRun("stages: {a: {uses: source}}") // a is cached now, so b's key is known
+	sts, err := w.Status(t.Context(), parse(t, f.reg, src))
+	if err != nil || sts[1].Key == "" {
+		t.Fatalf("status: %+v, %v; want b with a key", sts, err)
+	}
+	lock := filepath.Join(f.dir, pipeline.MetaDir, "locks", sts[1].Key)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := os.Create(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Run(t.Context(), parse(t, f.reg, src), pipeline.Options{})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "another stitch run is running this stage; waiting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no waiting message in the log:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run after the lock went: %v", err)
 	}
 }

@@ -307,8 +307,9 @@ func writeAtomic(path string, write func(io.Writer) error) error {
 // while another process holds it, until ctx ends. The kernel drops the
 // lock when the process dies, so a SIGKILLed run leaves nothing stale.
 // Polling with LOCK_NB, rather than a blocking flock, keeps the wait
-// cancellable by Ctrl-C.
-func flock(ctx context.Context, path string, how int) (unlock func(), err error) {
+// cancellable by Ctrl-C. onWait, if not nil, is called once when the lock
+// is busy, so that a wait that may last hours does not look like a hang.
+func flock(ctx context.Context, path string, how int, onWait func()) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -325,6 +326,10 @@ func flock(ctx context.Context, path string, how int) (unlock func(), err error)
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if onWait != nil && errors.Is(err, unix.EWOULDBLOCK) {
+			onWait()
+			onWait = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -351,7 +356,9 @@ func (w *Workspace) keyBusy(key string) bool {
 // lockShared takes the workspace lock shared: any number of runs at once,
 // but no `gc` while they last.
 func (w *Workspace) lockShared(ctx context.Context) (func(), error) {
-	return flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_SH)
+	return flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_SH, func() {
+		w.logger.Info("waiting for stitch gc to finish")
+	})
 }
 
 // objStat identifies one state of an object file. ctime is in it because
