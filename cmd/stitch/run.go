@@ -111,7 +111,7 @@ func printResult(e *env, res *pipeline.Result) {
 		case pipeline.StateFailed:
 			detail = firstLine(s.Err.Error())
 		case pipeline.StateInterrupted:
-			detail = "nothing cached; a rerun resumes it"
+			detail = "nothing cached; a rerun starts it again, or resumes its checkpoint"
 		case pipeline.StateUpstreamFailed:
 			detail = "because " + s.Upstream + " failed"
 		case pipeline.StateWouldRun:
