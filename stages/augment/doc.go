@@ -9,9 +9,10 @@
 // outside the source, then flips it with probability 1/2. Angles are in
 // degrees; zoom_range z draws each axis's factor from [1-z, 1+z].
 //
-// rescale is kept in the policy for the record only: the train stage
-// scales and normalises pixels by the model's own preprocessing (its
-// metadata, or train's normalize), whatever rescale says.
+// rescale is accepted, so that the notebook's settings read as they are,
+// and ignored: the train stage scales and normalises pixels by the
+// model's own preprocessing (its metadata, or train's normalize). It is
+// not in the policy nor in the run key, so changing it reruns nothing.
 //
 // Modes:
 //

@@ -65,7 +65,7 @@ func NewParams() *Params {
 // becomes [1-z, 1+z] as in Keras.
 func (p *Params) Policy() *Policy {
 	return &Policy{
-		Rescale: p.Rescale, ShearRange: p.ShearRange, ZoomRange: [2]float64{1 - p.ZoomRange, 1 + p.ZoomRange},
+		ShearRange: p.ShearRange, ZoomRange: [2]float64{1 - p.ZoomRange, 1 + p.ZoomRange},
 		RotationRange: p.RotationRange, WidthShiftRange: p.WidthShiftRange, HeightShiftRange: p.HeightShiftRange,
 		HorizontalFlip: p.HorizontalFlip, FillMode: p.FillMode, CVal: p.CVal, TargetSize: p.TargetSize,
 	}
@@ -146,6 +146,10 @@ func New() pipeline.Kind { return kind{} }
 func (kind) Name() string    { return "augment" }
 func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
+
+// OutputNeutral leaves rescale out of the run key: it is accepted for the
+// notebook's settings and changes nothing (see doc.go).
+func (kind) OutputNeutral(any, func(string) bool) []string { return []string{"rescale"} }
 
 // CheckWiring reports at load time a materialise stage without the
 // samples it would augment.

@@ -19,9 +19,9 @@ import (
 // JSON in an augment-policy artifact; the train stage reads it with
 // ReadPolicy and calls Apply per image with a generator seeded per epoch.
 type Policy struct {
-	// Rescale multiplies pixel values when they become floats (1/255 in
-	// the notebook); Apply works on bytes and leaves it to the caller.
-	Rescale float64 `json:"rescale"`
+	// Rescale is read from policies stored before version 2 and is not
+	// used: the train stage scales pixels by the model's preprocessing.
+	Rescale float64 `json:"rescale,omitempty"`
 	// ShearRange is the largest shear angle in degrees.
 	ShearRange float64 `json:"shear_range"`
 	// ZoomRange is the range of zoom factors [low, high]; each axis draws
