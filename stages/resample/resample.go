@@ -71,6 +71,15 @@ func (kind) Name() string    { return "resample" }
 func (kind) Version() string { return "1" }
 func (kind) NewParams() any  { return NewParams() }
 
+// OutputNeutral leaves replace_fraction out of the run key outside the
+// minority mode, the only one that reads it.
+func (kind) OutputNeutral(params any, _ func(string) bool) []string {
+	if params.(*Params).Mode != "minority" {
+		return []string{"replace_fraction"}
+	}
+	return nil
+}
+
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
 		{Name: "samples", Kind: artifacts.KindSamples, Also: []string{artifacts.KindImages},

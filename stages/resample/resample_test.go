@@ -165,3 +165,14 @@ func TestRunDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestOutputNeutral(t *testing.T) {
+	p := NewParams()
+	if got := (kind{}).OutputNeutral(p, nil); got != nil {
+		t.Errorf("minority: %v, want nothing left out", got)
+	}
+	p.Mode = "oversample"
+	if got := (kind{}).OutputNeutral(p, nil); len(got) != 1 || got[0] != "replace_fraction" {
+		t.Errorf("oversample: %v, want replace_fraction left out", got)
+	}
+}
