@@ -30,7 +30,7 @@
 //     only when the input is not wired or no training sample has a
 //     category: training samples with category ids beside an empty table
 //     are an error. Without the input (or with categories: false),
-//     category_weight is left out of the run key. `true` makes a missing input or category an error,
+//     categories and category_weight are left out of the run key. `true` makes a missing input or category an error,
 //     `false` leaves the head out; true and false may be spelt as any
 //     YAML boolean (True, FALSE). A sample whose category the table does
 //     not list is an error. The model's metadata records the

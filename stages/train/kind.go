@@ -70,13 +70,14 @@ func (kind) CheckWiring(params any, wired func(string) bool) error {
 }
 
 // OutputNeutral leaves out of the run key what cannot change the model:
-// category_weight without a category head (categories false, or auto
-// with no categories input), and momentum and nesterov under Adam.
+// without a category head (categories false, or auto with no categories
+// input) the categories mode itself and category_weight, and momentum and
+// nesterov under Adam.
 func (kind) OutputNeutral(params any, wired func(string) bool) []string {
 	p := params.(*Params)
 	var out []string
 	if p.Categories == CategoriesOff || p.Categories == CategoriesAuto && !wired("categories") {
-		out = append(out, "category_weight")
+		out = append(out, "categories", "category_weight")
 	}
 	if p.Optimizer == train.Adam {
 		out = append(out, "momentum", "nesterov")

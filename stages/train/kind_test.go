@@ -715,8 +715,8 @@ func TestOutputNeutral(t *testing.T) {
 		wired     bool
 		want      []string
 	}{
-		{CategoriesOff, train.Adam, true, []string{"category_weight", "momentum", "nesterov"}},
-		{CategoriesAuto, train.Adam, false, []string{"category_weight", "momentum", "nesterov"}},
+		{CategoriesOff, train.Adam, true, []string{"categories", "category_weight", "momentum", "nesterov"}},
+		{CategoriesAuto, train.Adam, false, []string{"categories", "category_weight", "momentum", "nesterov"}},
 		{CategoriesAuto, train.Adam, true, []string{"momentum", "nesterov"}},
 		{CategoriesOn, train.SGD, true, nil},
 	} {
