@@ -157,7 +157,8 @@ type stageAttempts struct {
 
 // lastAttempts returns, by stage, how the latest run of pipeline that
 // attempted the stage ended, where that was no success: "last run
-// failed", "last run interrupted" or "last run killed". A run that let
+// failed: " and the error's first line, "last run interrupted" or "last
+// run killed". A run that let
 // the stage out (its upstream failed, another stage's failure or an
 // interruption stopped the run first) does not count: the run before it
 // says. A killed run left its record as it stood: the stages it had
@@ -178,8 +179,13 @@ func (w *Workspace) lastAttempts(pipeline string) map[string]stageAttempts {
 		for _, sr := range r.Stages {
 			var reason string
 			switch sr.State {
-			case StateFailed, StateInterrupted:
-				reason = "last run " + string(sr.State)
+			case StateFailed:
+				reason = "last run failed"
+				if msg, _, _ := strings.Cut(sr.Error, "\n"); msg != "" {
+					reason += ": " + msg
+				}
+			case StateInterrupted:
+				reason = "last run interrupted"
 			case StateRunning:
 				reason = "last run killed"
 			case StateRan, StateCached:

@@ -42,7 +42,8 @@ func TestStatusLastRunFailed(t *testing.T) {
 	if _, _, err := f.run(src, pipeline.Options{}, "m="+marker); err == nil {
 		t.Fatal("run: no error, want b to fail")
 	}
-	want := map[string][]string{"b": {"last run failed"}, "c": {"never run", "upstream `b` is stale"}}
+	want := map[string][]string{"b": {"last run failed: failing on purpose after writing the output"},
+		"c": {"never run", "upstream `b` is stale"}}
 	if diff := cmp.Diff(want, f.status(src, "m="+marker)); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
@@ -70,7 +71,8 @@ func TestStatusFailedAfterSuccess(t *testing.T) {
 		t.Fatal("run: no error, want b to fail")
 	}
 	got := f.status(src, "m="+marker)["b"]
-	if len(got) != 2 || got[0] != "last run failed" || !strings.Contains(got[1], "fail_if") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "last run failed: failing on purpose") ||
+		!strings.Contains(got[1], "fail_if") {
 		t.Errorf("status of b = %q, want the failure and the parameter change", got)
 	}
 	if got := f.status(src); len(got) != 0 {
@@ -168,7 +170,8 @@ func TestStatusMissingExternal(t *testing.T) {
 	if _, _, err := f.run(src, pipeline.Options{}, "f="+file); err == nil {
 		t.Fatal("run without the file: no error")
 	}
-	if got := f.status(src, "f="+file)["a"]; len(got) != 2 || got[1] != "last run failed" {
+	if got := f.status(src, "f="+file)["a"]; len(got) != 2 || !strings.HasPrefix(got[1], "last run failed: ") ||
+		!strings.Contains(got[1], "no such file") {
 		t.Errorf("status of a after the failed run = %q, want the missing file and the failure", got)
 	}
 }
