@@ -35,6 +35,18 @@ type ModelMeta struct {
 	// Categories in order; "" when the model predicts no category.
 	CategoryOutput string     `json:"category_output,omitempty"`
 	Categories     []Category `json:"categories,omitempty"`
+	// Crop records how training read image files: cut to their box grown
+	// by a margin, or whole. nil when training read an images table (the
+	// images stage cropped) and for models from elsewhere.
+	Crop *CropSpec `json:"crop,omitempty"`
+}
+
+// CropSpec is how images are read before resizing: cut to their bounding
+// box (where they have one) grown by Margin of its size on each side, or
+// whole when Crop is false.
+type CropSpec struct {
+	Crop   bool    `json:"crop"`
+	Margin float64 `json:"margin"`
 }
 
 // Model is a model artifact: ONNX bytes plus their metadata.

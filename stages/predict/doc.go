@@ -5,8 +5,8 @@
 //
 // Contracts:
 //   - The stage's `samples` input is a samples table (images are read from
-//     the data root, cropped to their bounding box when asked, resized to
-//     the model's input size) or an images table (pixels already decoded,
+//     the data root, cropped as the model's training cropped them unless
+//     crop or crop_margin say otherwise, resized to the model's input size) or an images table (pixels already decoded,
 //     only resized when their size differs from the model's).
 //   - Predictions come out in sample order, one probability per attribute.
 //     A model whose attribute count differs from the samples' is an error.

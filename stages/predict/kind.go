@@ -21,15 +21,32 @@ type Params struct {
 	// Partition is a label for people (train, val, test); it changes
 	// nothing computed.
 	Partition string `yaml:"partition"`
-	// Crop cuts each image to its bounding box (when it has one) before
-	// resizing, as training does; CropMargin widens the box by that
-	// fraction of its size on each side.
-	Crop       bool    `yaml:"crop"`
-	CropMargin float64 `yaml:"crop_margin"`
+	// Crop cuts each image file to its bounding box (when it has one)
+	// before resizing; CropMargin widens the box by that fraction of its
+	// size on each side. Unset, each follows how the model was trained
+	// (its metadata), else crop to the box with no margin.
+	Crop       *bool    `yaml:"crop"`
+	CropMargin *float64 `yaml:"crop_margin"`
 }
 
-// NewParams returns the defaults: batches of 32, crop to the box.
-func NewParams() *Params { return &Params{BatchSize: 32, Crop: true} }
+// NewParams returns the defaults: batches of 32, crop as in training.
+func NewParams() *Params { return &Params{BatchSize: 32} }
+
+// cropFor resolves Crop and CropMargin for a model: what is set, else what
+// training did, else crop with no margin.
+func (p *Params) cropFor(meta artifacts.ModelMeta) artifacts.CropSpec {
+	c := artifacts.CropSpec{Crop: true}
+	if meta.Crop != nil {
+		c = *meta.Crop
+	}
+	if p.Crop != nil {
+		c.Crop = *p.Crop
+	}
+	if p.CropMargin != nil {
+		c.Margin = *p.CropMargin
+	}
+	return c
+}
 
 // Validate checks the parameters.
 func (p *Params) Validate() error {
@@ -37,8 +54,8 @@ func (p *Params) Validate() error {
 	if p.BatchSize <= 0 || p.BatchSize > MaxBatchSize {
 		errs = append(errs, pipeline.ParamErrorf("batch_size", "batch_size %d: want 1 to %d", p.BatchSize, MaxBatchSize))
 	}
-	if !(p.CropMargin >= 0 && p.CropMargin <= 1) {
-		errs = append(errs, pipeline.ParamErrorf("crop_margin", "crop_margin %g: want 0 to 1", p.CropMargin))
+	if m := p.CropMargin; m != nil && !(*m >= 0 && *m <= 1) {
+		errs = append(errs, pipeline.ParamErrorf("crop_margin", "crop_margin %g: want 0 to 1", *m))
 	}
 	return errors.Join(errs...)
 }
@@ -53,7 +70,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "predict" }
-func (kind) Version() string { return "2" }
+func (kind) Version() string { return "3" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -103,8 +120,13 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 			run.Stage(), infer.ErrOutputCount, pred.NumOutputs(), samples.NumAttributes)
 	}
 
+	crop := p.cropFor(model.Meta)
+	if t := model.Meta.Crop; t != nil && samples.Pixels == nil && *t != crop {
+		run.Logger().Warn("predict reads images unlike training did", "crop", crop.Crop, "crop_margin", crop.Margin,
+			"trained_crop", t.Crop, "trained_crop_margin", t.Margin)
+	}
 	var boxes pixels.BoxTally
-	fill := SamplesFill(samples, model.Meta, p.Crop, p.CropMargin, &boxes)
+	fill := SamplesFill(samples, model.Meta, crop.Crop, crop.Margin, &boxes)
 	progress := func(done int) { run.Progress().Report("predict", done, samples.Len(), p.Partition) }
 	scores, err := pred.Predict(ctx, samples.Len(), fill, progress)
 	if err != nil {

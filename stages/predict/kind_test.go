@@ -18,7 +18,7 @@ func TestParamsValidate(t *testing.T) {
 	}{
 		{func(p *predict.Params) { p.BatchSize = 0 }, "batch_size"},
 		{func(p *predict.Params) { p.BatchSize = predict.MaxBatchSize + 1 }, "batch_size"},
-		{func(p *predict.Params) { p.CropMargin = math.NaN() }, "crop_margin"},
+		{func(p *predict.Params) { nan := math.NaN(); p.CropMargin = &nan }, "crop_margin"},
 	} {
 		p := predict.NewParams()
 		tc.edit(p)

@@ -26,7 +26,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "train" }
-func (kind) Version() string { return "3" }
+func (kind) Version() string { return "4" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -279,6 +279,10 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	meta.CategoryOutput, meta.Categories = info.CategoryOutput, in.categories
 	if n := p.Normalize; n != nil {
 		meta.Scale, meta.Mean, meta.Std = n.Scale, n.Mean, n.Std
+	}
+	if in.train.Pixels == nil {
+		// predict reads files the same way unless told otherwise.
+		meta.Crop = &artifacts.CropSpec{Crop: p.Crop, Margin: p.CropMargin}
 	}
 	var boxes pixels.BoxTally
 	trainData, valData, err := datasets(in, p, meta, &boxes)

@@ -155,6 +155,10 @@ func TestStageTrainsFromSamples(t *testing.T) {
 	if len(m.Meta.Attributes) != 4 || m.Meta.Height != 32 || m.Meta.Output != "logits" || !m.Meta.OutputIsLogits {
 		t.Errorf("model metadata %+v: want 4 attributes, 32 px, logits", m.Meta)
 	}
+	// Trained on files: the model says how they were cropped, for predict.
+	if c := m.Meta.Crop; c == nil || *c != (artifacts.CropSpec{Crop: p.Crop, Margin: p.CropMargin}) {
+		t.Errorf("model's crop %+v, want crop %v margin %g", c, p.Crop, p.CropMargin)
+	}
 	histID, err := run.Output("history")
 	if err != nil {
 		t.Fatal(err)
