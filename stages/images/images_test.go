@@ -229,7 +229,7 @@ func TestErrorModeNamesTheFirstBadFile(t *testing.T) {
 	if err == nil {
 		t.Fatal("a truncated JPEG with on_bad_image: error succeeded")
 	}
-	for _, want := range []string{"images images-test", "img/truncated.jpg", "row 1", "truncated"} {
+	for _, want := range []string{"img/truncated.jpg", "row 1", "truncated"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

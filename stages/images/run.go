@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -36,15 +37,14 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	store := run.Store()
 	inID, ok := run.Input("samples")
 	if !ok {
-		return fmt.Errorf("images %s: input samples is required", run.Stage())
+		return errors.New("input samples is required")
 	}
 	in, err := store.GetSamples(inID)
 	if err != nil {
-		return fmt.Errorf("images %s: %w", run.Stage(), err)
+		return fmt.Errorf("read samples: %w", err)
 	}
 	if in.Pixels != nil {
-		return fmt.Errorf("images %s: input %s is an images table already; give it a samples table",
-			run.Stage(), inID.Short())
+		return fmt.Errorf("input %s is an images table already; give it a samples table", inID.Short())
 	}
 
 	m := &materialiser{run: run, p: p, in: in}
@@ -60,7 +60,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	badID, err := PutBadImages(store, m.bad)
 	if err != nil {
-		return fmt.Errorf("images %s: %w", run.Stage(), err)
+		return fmt.Errorf("store bad_images: %w", err)
 	}
 	run.SetOutput("images", imagesID)
 	run.SetOutput("bad_images", badID)
@@ -172,8 +172,7 @@ func (m *materialiser) write(w *artifacts.SamplesWriter, i int, o outcome) error
 	}
 	name, partition := m.in.Image[i], m.in.Partition[i]
 	if m.p.OnBadImage == "error" {
-		return fmt.Errorf("images %s: image %s (row %d, partition %s): %w",
-			m.run.Stage(), name, i, partition, o.err)
+		return fmt.Errorf("image %s (row %d, partition %s): %w", name, i, partition, o.err)
 	}
 	reason := strings.ReplaceAll(o.err.Error(), m.path(i), name)
 	m.bad = append(m.bad, BadImage{Image: name, Partition: partition, Reason: reason})

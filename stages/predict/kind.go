@@ -95,15 +95,15 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	modelID, ok1 := run.Input("model")
 	samplesID, ok2 := run.Input("samples")
 	if !ok1 || !ok2 {
-		return fmt.Errorf("predict %s: inputs model and samples are required", run.Stage())
+		return errors.New("inputs model and samples are required")
 	}
 	model, err := store.GetModel(modelID)
 	if err != nil {
-		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+		return fmt.Errorf("read model: %w", err)
 	}
 	samples, err := store.GetSamples(samplesID)
 	if err != nil {
-		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+		return fmt.Errorf("read samples: %w", err)
 	}
 
 	settings := run.Settings()
@@ -112,12 +112,12 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		FallbackCPU: settings.FallbackCPU, Logger: run.Logger(),
 	}})
 	if err != nil {
-		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+		return err
 	}
 	defer pred.Close()
 	if pred.NumOutputs() != samples.NumAttributes {
-		return fmt.Errorf("predict %s: %w: the model scores %d attributes, the samples have %d",
-			run.Stage(), infer.ErrOutputCount, pred.NumOutputs(), samples.NumAttributes)
+		return fmt.Errorf("%w: the model scores %d attributes, the samples have %d",
+			infer.ErrOutputCount, pred.NumOutputs(), samples.NumAttributes)
 	}
 
 	crop := p.cropFor(model.Meta)
@@ -130,7 +130,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	progress := func(done int) { run.Progress().Report("predict", done, samples.Len(), p.Partition) }
 	scores, err := pred.Predict(ctx, samples.Len(), fill, progress)
 	if err != nil {
-		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+		return err
 	}
 	boxes.Warn(run.Logger())
 	out := &artifacts.Predictions{
@@ -142,7 +142,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	}
 	id, err := store.PutPredictions(out)
 	if err != nil {
-		return fmt.Errorf("predict %s: %w", run.Stage(), err)
+		return fmt.Errorf("store predictions: %w", err)
 	}
 	run.SetOutput("predictions", id)
 	run.Logger().Info("predicted", "partition", p.Partition, "images", samples.Len(),
