@@ -304,7 +304,7 @@ func TestFineBadInput(t *testing.T) {
 		{"row missing", "Anno_fine/train_attr.txt", "1 0 0\n", "Anno_fine/train_attr.txt: 1 rows, train.txt lists 2 images"},
 		{"row too many", "Anno_fine/val_attr.txt", "0 0 0\n1 1 1\n", "Anno_fine/val_attr.txt:2: more rows than the 1 images of val.txt"},
 		{"bad label", "Anno_fine/test_attr.txt", "1 2 0\n", `Anno_fine/test_attr.txt:1: bad label "2"`},
-		{"duplicated image", "Anno_fine/test.txt", "img/a.jpg\n", "Anno_fine/test.txt:1: image img/a.jpg listed again"},
+		{"duplicated image", "Anno_fine/test.txt", "img/a.jpg\n", "Anno_fine/test.txt:1: image img/a.jpg listed again (first in Anno_fine/train.txt, line 1)"},
 		{"landmarks: two pairs", "Anno_fine/train_landmarks.txt", "1 2 3 4\n0 0 5 6\n",
 			"Anno_fine/train_landmarks.txt:1: row has 4 values, want 8 x y pairs"},
 		{"landmarks beyond int32", "Anno_fine/train_landmarks.txt",

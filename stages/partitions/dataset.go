@@ -76,6 +76,9 @@ type imageIndex struct {
 	row    []int32 // -1 until the attribute file lists the image
 	rowAt  []int32 // line of the attribute file that listed it
 	counts [3]int
+	// partFile names the file that listed a partition's images, for the
+	// error of an image listed in two files.
+	partFile [3]string
 }
 
 func newImageIndex(file string, capacity int) *imageIndex {
@@ -90,8 +93,12 @@ func newImageIndex(file string, capacity int) *imageIndex {
 // add registers an image; lr positions the error of a duplicate.
 func (ix *imageIndex) add(lr *lineReader, path []byte, part int) error {
 	if k, dup := ix.byPath[string(path)]; dup {
+		if first := ix.partFile[ix.part[k]]; first != "" && first != lr.name {
+			return lr.errorf("image %s listed again (first in %s, line %d)", path, first, ix.line[k])
+		}
 		return lr.errorf("image %s listed again (first at line %d)", path, ix.line[k])
 	}
+	ix.partFile[part] = lr.name
 	p := string(path)
 	if !filepath.IsLocal(filepath.FromSlash(p)) {
 		return lr.errorf("image path %q must be relative to the data root and stay inside it", p)
