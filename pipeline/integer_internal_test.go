@@ -97,3 +97,32 @@ func TestIntegerParams(t *testing.T) {
 		}
 	}
 }
+
+// A null value (`~`, `null` or nothing after the colon) keeps the
+// parameter's default, whatever its type.
+func TestNullKeepsDefault(t *testing.T) {
+	seven := 7
+	defaults := func() integerParams {
+		return integerParams{N: 5, Sizes: []int{3, 5}, Pair: [2]uint{1, 2}, Inner: struct{ K int }{4},
+			Ptr: &seven, ByKey: map[int]int{1: 2}, Rate: 0.5, Halfs: 6}
+	}
+	for _, with := range []string{
+		"n: ~", "sizes: null", "pair: ~", "inner:", "ptr: ~", "by_key: ~", "rate: ~", "halfs: ~",
+		"n: ~\nsizes: ~\ninner: ~\nrate: Null",
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(with), &doc); err != nil {
+			t.Fatal(err)
+		}
+		l := &loader{file: "p.yaml"}
+		d := paramDecoder{l: l, kind: "k"}
+		got := defaults()
+		d.decode(doc.Content[0], reflect.ValueOf(&got).Elem(), "")
+		if len(l.errs) > 0 {
+			t.Errorf("%q: %v", with, l.errs)
+		}
+		if diff := cmp.Diff(defaults(), got); diff != "" {
+			t.Errorf("%q changed the defaults (-want +got):\n%s", with, diff)
+		}
+	}
+}

@@ -188,16 +188,17 @@ type paramDecoder struct {
 }
 
 func (d *paramDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		// `key: ~` says nothing: the parameter keeps its default, whatever
+		// its type (a list emptied or a number zeroed would surprise).
+		return
+	}
 	if selfDecoding(v) {
 		d.leaf(n, v, path)
 		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
-			v.SetZero()
-			return
-		}
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
@@ -205,10 +206,6 @@ func (d *paramDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		d.structure(n, v, path)
 	case reflect.Slice, reflect.Array:
-		if isNull(n) {
-			v.SetZero()
-			return
-		}
 		if n.Kind == yaml.ScalarNode && n.ShortTag() != "!!binary" {
 			d.l.errorf(n, "parameter %s: want a list, got %s (write [%s] for one item)", path, n.Value, n.Value)
 			return
@@ -261,10 +258,6 @@ func (d *paramDecoder) structure(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *paramDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
-		v.SetZero()
-		return
-	}
 	m := reflect.MakeMap(v.Type())
 	for _, p := range d.l.pairs(n, "parameter "+path) {
 		key := reflect.New(v.Type().Key()).Elem()
