@@ -73,7 +73,11 @@ var cmdLog = &command{
 					if killed && s.State == pipeline.StateRunning {
 						state = "killed"
 					}
-					writeRow(tw, "    "+state, s.Stage, fmt.Sprintf("%.2fs", s.Seconds), "key "+key, firstLine(s.Error))
+					took := fmt.Sprintf("%.2fs", s.Seconds)
+					if s.State == pipeline.StateRunning {
+						took = "-" // it has not ended: no time to show
+					}
+					writeRow(tw, "    "+state, s.Stage, took, "key "+key, firstLine(s.Error))
 				}
 				tw.Flush()
 			}

@@ -214,7 +214,7 @@ func TestSIGKILLRecovers(t *testing.T) {
 	}
 	// Its stages as the kill left them: a cached, s killed, j not run.
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^\s+ran\s+a\s`), regexp.MustCompile(`(?m)^\s+killed\s+s\s`),
+		regexp.MustCompile(`(?m)^\s+ran\s+a\s`), regexp.MustCompile(`(?m)^\s+killed\s+s\s+-\s`),
 		regexp.MustCompile(`(?m)^\s+not run\s+j\s`),
 	} {
 		if !want.Match(logOut) {
