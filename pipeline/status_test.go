@@ -190,25 +190,12 @@ func TestStatusRunningElsewhere(t *testing.T) {
 	if sts[1].Stage != "b" || key == "" {
 		t.Fatalf("status: %+v, want b stale with a key", sts[1])
 	}
-	lock := filepath.Join(f.dir, pipeline.MetaDir, "locks", key)
-	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l, err := os.Create(lock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	release := holdKeyLock(t, f.dir, key)
 	got := f.status(src, "s=y")["b"]
 	if len(got) == 0 || got[0] != "running now in another process" {
 		t.Errorf("status of b while its key is locked = %q, want it running elsewhere first", got)
 	}
-	if err := unix.Flock(int(l.Fd()), unix.LOCK_UN); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if got := f.status(src, "s=y")["b"]; slices.Contains(got, "running now in another process") {
 		t.Errorf("status of b after the lock went = %q", got)
 	}
@@ -271,18 +258,7 @@ func TestRunSaysItWaits(t *testing.T) {
 	if err != nil || sts[1].Key == "" {
 		t.Fatalf("status: %+v, %v; want b with a key", sts, err)
 	}
-	lock := filepath.Join(f.dir, pipeline.MetaDir, "locks", sts[1].Key)
-	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l, err := os.Create(lock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	release := holdKeyLock(t, f.dir, sts[1].Key)
 	done := make(chan error, 1)
 	go func() {
 		_, err := w.Run(t.Context(), parse(t, f.reg, src), pipeline.Options{})
@@ -295,10 +271,31 @@ func TestRunSaysItWaits(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := unix.Flock(int(l.Fd()), unix.LOCK_UN); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-done; err != nil {
 		t.Fatalf("run after the lock went: %v", err)
+	}
+}
+
+// holdKeyLock takes the run lock of key in the workspace at dir, as a
+// running stage holds it, until release is called or the test ends.
+func holdKeyLock(t *testing.T, dir, key string) (release func()) {
+	t.Helper()
+	lock := filepath.Join(dir, pipeline.MetaDir, "locks", key)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := os.Create(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := unix.Flock(int(l.Fd()), unix.LOCK_UN); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -79,6 +79,16 @@ func BenchmarkConvGrad(b *testing.B) {
 				benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
 			})
 		}
+		b.Run(cb.name+"/dW_gemm", func(b *testing.B) {
+			g, out := grad("w", tuning{weightGrad: wgradGemm})
+			benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
+		})
+		if cb.k > 1 {
+			b.Run(cb.name+"/dW_gemm_pertap", func(b *testing.B) {
+				g, out := grad("w", tuning{weightGrad: wgradGemm, perTapGemm: true})
+				benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
+			})
+		}
 		b.Run(cb.name+"/dW_persample_unfoldconv", func(b *testing.B) {
 			g, out := grad("w", tuning{weightGrad: wgradPerSample, unfold: unfoldConv})
 			benchGraph(b, g, []string{"x", "w", "seed"}, shapes, out, ws)
@@ -101,6 +111,24 @@ func BenchmarkConvGrad(b *testing.B) {
 				c := t.node("Conv", []string{xt, dt}, "cw", attrIs("pads", []int64{pad, pad, pad, pad}))
 				t.node("Transpose", []string{c}, "dw", perm)
 				benchGraph(b, t.g, []string{"x", "w", "seed"}, shapes, "dw", ws)
+			})
+		}
+		if cb.group == cb.c && cb.stride == 1 {
+			// Depthwise: dW[c] = a Conv of X as [1, C*N, H, W] with dY as
+			// [C, N, oh, ow] kernels in C groups: N is what each group sums.
+			b.Run(cb.name+"/dW_groupconv", func(b *testing.B) {
+				t := fwd()
+				t.g.Input = append(t.g.Input, valueInfo("seed", t.dtype, ys))
+				bld, _ := newBuilder(t.g, map[string][]int64{}, "")
+				bld.dtype = t.dtype
+				perm := attrIs("perm", []int64{1, 0, 2, 3})
+				xt := bld.reshape(bld.op("Transpose", "xt", []string{"x"}, perm), []int64{1, cb.c * 32, cb.hw, cb.hw})
+				dt := bld.op("Transpose", "dt", []string{"seed"}, perm)
+				c := bld.op("Conv", "cw", []string{xt, dt}, attrIs("pads", []int64{pad, pad, pad, pad}), attrI("group", cb.c))
+				out := bld.reshape(c, ws)
+				t.g.Node = append(t.g.Node, bld.nodes...)
+				t.g.Initializer = append(t.g.Initializer, bld.inits...)
+				benchGraph(b, t.g, []string{"x", "w", "seed"}, shapes, out, ws)
 			})
 		}
 		if cb.group > 1 {
