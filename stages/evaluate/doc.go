@@ -12,9 +12,12 @@
 //   - Output `metrics` (kind metrics) is long format: k, scope ("all",
 //     "type:NAME", "category"), average ("micro", "macro", "pooled",
 //     "global", ""), metric ("recall", "precision", "f1", "map", "auc",
-//     "accuracy"), value and note. Threshold-free rows have k = 0. Every
-//     macro row's note says how many attributes it averages over, and so
-//     does the schema metadata (stitch.macro_attributes).
+//     "accuracy", "attributes"), value and note. Threshold-free rows have
+//     k = 0. Every macro row's note says how many attributes it averages
+//     over, and so does the schema metadata (stitch.macro_attributes).
+//     Each type has a row (k = 0, metric "attributes") with its number of
+//     attributes: its recall at a k at least that ranks them all and is 1
+//     by construction, which tabulate marks.
 //   - Output `per_attribute` (kind table) has one row per k and attribute:
 //     name, type, positives, predicted, TP, FP, recall, precision, F1, and
 //     AP and AUC (null where undefined).

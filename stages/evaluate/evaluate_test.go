@@ -160,6 +160,7 @@ func TestEvaluateStage(t *testing.T) {
 		{1, "type:texture", "", "recall", 2.0 / 3},
 		{0, "all", "micro", "auc", 8.0 / 9},
 		{0, "all", "macro", "map", 13.0 / 15},
+		{0, "type:texture", "", "attributes", 3},
 	}
 	for _, c := range checks {
 		got, _, ok := value(rows, c.k, c.scope, c.avg, c.metric)

@@ -54,7 +54,7 @@ func (kind) Name() string { return "evaluate" }
 // Version 2: category accuracy at 1, 3 and 5 besides k, and no per-type
 // rows for untyped attributes; 1: metrics as defined in package metrics'
 // doc.go.
-func (kind) Version() string { return "2" }
+func (kind) Version() string { return "3" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -260,7 +260,8 @@ func categoryKs(ks []int) []int {
 
 // Rows turns a result into the long-format rows of a metrics table, in a
 // fixed order: per k, micro, macro, pooled, global, the types by id, the
-// category; then the threshold-free rows with k = 0. A k that only the
+// category; then the threshold-free rows with k = 0, and each type's
+// number of attributes (k = 0, metric "attributes"). A k that only the
 // category accuracy has (CategoryKs) has only its category row.
 func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRow {
 	var rows []artifacts.MetricRow
@@ -297,6 +298,14 @@ func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRo
 		fmt.Sprintf("macro over %d of %d attributes with positives", r.MacroAPAttributes, res.NumAttributes))
 	add(0, "all", "macro", "auc", r.MacroAUC,
 		fmt.Sprintf("macro over %d of %d attributes with positives and negatives", r.MacroAUCAttributes, res.NumAttributes))
+	// How many attributes each type has, for readers of its recall: at k
+	// at least that, the top list holds them all and the recall is 1.
+	if len(res.TopK) > 0 {
+		for _, tr := range res.TopK[0].Types {
+			add(0, TypeScope(tr.Type, typeNames[tr.Type]), "", "attributes", float64(tr.Attributes),
+				fmt.Sprintf("attributes of type %d: its recall at k >= %d ranks them all", tr.Type, tr.Attributes))
+		}
+	}
 	return rows
 }
 

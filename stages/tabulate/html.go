@@ -92,6 +92,9 @@ func (r *report) writeTable(b *bytes.Buffer) {
 	}
 	b.WriteString("</table></div>\n<p class=\"note\">" + r.rankNote() +
 		" Macro averages are over the attributes with positives (last column).")
+	if note := r.wholeNote(); note != "" {
+		b.WriteString(" " + html.EscapeString(note))
+	}
 	if slices.ContainsFunc(r.Cols, isCategory) {
 		b.WriteString(" " + html.EscapeString(categoryNote))
 	}

@@ -62,6 +62,8 @@ type column struct {
 	// Name is the column's name in Arrow and CSV; Header in Markdown.
 	Name, Header string
 	get          func(e *experiment, k int) (float64, bool)
+	// typeScope is the scope of a per-type recall column ("type:NAME").
+	typeScope string
 }
 
 // columns returns the table's numeric columns for these experiments (and
@@ -79,14 +81,14 @@ func columns(exps []*experiment, withReferences bool) []column {
 		return func(e *experiment, _ int) (float64, bool) { return e.get(0, "all", avg, metric) }
 	}
 	cols := []column{
-		{"recall_micro", "R micro", at("all", "micro", "recall")},
-		{"precision_micro", "P micro", at("all", "micro", "precision")},
-		{"f1_micro", "F1 micro", at("all", "micro", "f1")},
-		{"recall_macro", "R macro", at("all", "macro", "recall")},
-		{"precision_macro", "P macro", at("all", "macro", "precision")},
-		{"f1_macro", "F1 macro", at("all", "macro", "f1")},
-		{"recall_all_pooled", "all pooled", at("all", "pooled", "recall")},
-		{"recall_all_global", "all global", at("all", "global", "recall")},
+		{"recall_micro", "R micro", at("all", "micro", "recall"), ""},
+		{"precision_micro", "P micro", at("all", "micro", "precision"), ""},
+		{"f1_micro", "F1 micro", at("all", "micro", "f1"), ""},
+		{"recall_macro", "R macro", at("all", "macro", "recall"), ""},
+		{"precision_macro", "P macro", at("all", "macro", "precision"), ""},
+		{"f1_macro", "F1 macro", at("all", "macro", "f1"), ""},
+		{"recall_all_pooled", "all pooled", at("all", "pooled", "recall"), ""},
+		{"recall_all_global", "all global", at("all", "global", "recall"), ""},
 	}
 	var types []string
 	for _, e := range exps {
@@ -98,15 +100,15 @@ func columns(exps []*experiment, withReferences bool) []column {
 	}
 	for _, t := range types {
 		name := strings.TrimPrefix(t, "type:")
-		cols = append(cols, column{"recall_" + name, name, at(t, "", "recall")})
+		cols = append(cols, column{"recall_" + name, name, at(t, "", "recall"), t})
 	}
 	cols = append(cols,
-		column{"category_top3", "cat top-3", category(3)},
-		column{"category_top5", "cat top-5", category(5)},
-		column{"map_micro", "mAP micro", free("micro", "map")},
-		column{"map_macro", "mAP macro", free("macro", "map")},
-		column{"auc_micro", "AUC micro", free("micro", "auc")},
-		column{"auc_macro", "AUC macro", free("macro", "auc")},
+		column{"category_top3", "cat top-3", category(3), ""},
+		column{"category_top5", "cat top-5", category(5), ""},
+		column{"map_micro", "mAP micro", free("micro", "map"), ""},
+		column{"map_macro", "mAP macro", free("macro", "map"), ""},
+		column{"auc_micro", "AUC micro", free("micro", "auc"), ""},
+		column{"auc_macro", "AUC macro", free("macro", "auc"), ""},
 	)
 	// A column no experiment has (no categories, no types) is left out.
 	return slices.DeleteFunc(cols, func(c column) bool {
@@ -198,6 +200,36 @@ func (r *report) rankNote() string {
 	return global
 }
 
+// rankedWhole says whether c is the recall of a type whose every
+// attribute the top-k list holds (k at least its attribute count), and
+// that count.
+func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
+	if c.typeScope == "" {
+		return 0, false
+	}
+	n, ok := e.get(0, c.typeScope, "", "attributes")
+	return int(n), ok && int(n) <= r.K
+}
+
+// wholeNote explains the cells rankedWhole marks, naming their types; ""
+// when there are none.
+func (r *report) wholeNote() string {
+	var types []string
+	for _, c := range r.Cols {
+		for _, e := range r.Exps {
+			if n, all := r.rankedWhole(e, c); all {
+				types = append(types, fmt.Sprintf("%s: %d", c.Header, n))
+				break
+			}
+		}
+	}
+	if len(types) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("* The type has no more attributes than k = %d (%s), so its top-%d list holds them all "+
+		"and its recall is 100 by construction.", r.K, strings.Join(types, ", "), r.K)
+}
+
 // categoryNote says what the category columns are, wherever they appear.
 const categoryNote = "\"cat top-3\" and \"cat top-5\" are category top-3 and top-5 accuracy, " +
 	"whatever the table's k."
@@ -227,7 +259,11 @@ func (r *report) rows() [][]string {
 	for _, e := range r.Exps {
 		row := []string{e.Name}
 		for _, c := range r.Cols {
-			row = append(row, cell(c.get(e, r.K)))
+			text := cell(c.get(e, r.K))
+			if _, all := r.rankedWhole(e, c); all {
+				text += " *"
+			}
+			row = append(row, text)
 		}
 		row = append(row, fmt.Sprintf("%d/%d", e.Info.MacroAttributes, e.Info.Attributes))
 		out = append(out, row)
@@ -280,6 +316,9 @@ func (r *report) Markdown() []byte {
 		line(row)
 	}
 	b.WriteString("\n" + r.rankNote() + "\n")
+	if note := r.wholeNote(); note != "" {
+		b.WriteString(note + "\n")
+	}
 	if slices.ContainsFunc(r.Cols, isCategory) {
 		b.WriteString(categoryNote + "\n")
 	}

@@ -406,3 +406,39 @@ func TestUntyped(t *testing.T) {
 		t.Errorf("untyped: the note explains a pooled column that is not there:\n%s", md)
 	}
 }
+
+// A type with no more attributes than k has all of them in its top list:
+// its recall cell is marked and the note under the table says why.
+func TestTypeRankedWhole(t *testing.T) {
+	run := pipelinetest.NewRun(t, "compare")
+	info, rows := fakeMetrics(0.3)
+	for _, tn := range deepFashionTypes {
+		n := 200
+		if tn == "shape" {
+			n = 3
+		}
+		if tn == "part" {
+			n = 5 // equal to k: every attribute too
+		}
+		rows = append(rows, artifacts.MetricRow{K: 0, Scope: "type:" + tn, Metric: "attributes", Value: float64(n)})
+	}
+	id, err := run.St.PutMetrics(info, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
+		t.Fatal(err)
+	}
+	md := string(output(t, run, "markdown"))
+	cells := markdownCells(t, md, "evaluate")
+	for col, marked := range map[string]bool{"shape": true, "part": true, "texture": false, "style": false} {
+		if got := strings.HasSuffix(cells[col], " *"); got != marked {
+			t.Errorf("cell %s = %q: marked %v, want %v:\n%s", col, cells[col], got, marked, md)
+		}
+	}
+	const note = "* The type has no more attributes than k = 5 (shape: 3, part: 5)"
+	if !strings.Contains(md, note) || !strings.Contains(string(output(t, run, "html")), note) {
+		t.Errorf("no note %q under the tables:\n%s", note, md)
+	}
+}
