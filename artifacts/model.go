@@ -120,7 +120,16 @@ type Predictions struct {
 	// model's categories, not ids: match them by Categories[c].ID.
 	CategoryScores []float32
 	Categories     []Category
+	// AttributeNames are the names of the scored attributes in column
+	// order, as the model knows them (nil when the scores come from no
+	// model, as a baseline's): evaluate checks them against its
+	// attributes table.
+	AttributeNames []string
 }
+
+// MetaAttributeNames is the schema metadata key of a predictions table
+// whose attribute names are known: the JSON of the names, in order.
+const MetaAttributeNames = "stitch.attribute_names"
 
 // MetaCategories is the schema metadata key of a predictions table that
 // holds category scores: the JSON of its categories, in column order.
@@ -129,12 +138,13 @@ const MetaCategories = "stitch.categories"
 // PredictionsSchema returns the schema of a predictions table with n
 // attribute scores per row and no category scores.
 func PredictionsSchema(n int) *arrow.Schema {
-	return predictionsSchema(n, nil, "")
+	return predictionsSchema(n, nil, "", "")
 }
 
 // predictionsSchema adds the category_scores column, and the categories
-// as metadata, when cats is not empty.
-func predictionsSchema(n int, cats []Category, catsJSON string) *arrow.Schema {
+// as metadata, when cats is not empty, and the attribute names when
+// namesJSON is not empty.
+func predictionsSchema(n int, cats []Category, catsJSON, namesJSON string) *arrow.Schema {
 	fields := []arrow.Field{
 		{Name: "image", Type: arrow.BinaryTypes.String},
 		{Name: "scores", Type: arrow.FixedSizeListOf(int32(n), arrow.PrimitiveTypes.Float32)},
@@ -144,6 +154,9 @@ func predictionsSchema(n int, cats []Category, catsJSON string) *arrow.Schema {
 		fields = append(fields, arrow.Field{Name: "category_scores",
 			Type: arrow.FixedSizeListOf(int32(len(cats)), arrow.PrimitiveTypes.Float32)})
 		kv = append(kv, MetaCategories, catsJSON)
+	}
+	if namesJSON != "" {
+		kv = append(kv, MetaAttributeNames, namesJSON)
 	}
 	return arrow.NewSchema(fields, withKind(KindPredictions, kv...))
 }
@@ -169,7 +182,18 @@ func (s *Store) PutPredictions(p *Predictions) (ID, error) {
 			return ID{}, fmt.Errorf("put predictions: categories: %w", err)
 		}
 	}
-	schema := predictionsSchema(p.NumAttributes, p.Categories, string(catsJSON))
+	var namesJSON []byte
+	if p.AttributeNames != nil {
+		if len(p.AttributeNames) != p.NumAttributes {
+			return ID{}, fmt.Errorf("put predictions: %d attribute names for %d attributes",
+				len(p.AttributeNames), p.NumAttributes)
+		}
+		var err error
+		if namesJSON, err = json.Marshal(p.AttributeNames); err != nil {
+			return ID{}, fmt.Errorf("put predictions: attribute names: %w", err)
+		}
+	}
+	schema := predictionsSchema(p.NumAttributes, p.Categories, string(catsJSON), string(namesJSON))
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	b.Field(0).(*array.StringBuilder).AppendValues(p.Image, nil)
@@ -216,6 +240,15 @@ func (s *Store) GetPredictions(id ID) (*Predictions, error) {
 		return nil, fmt.Errorf("predictions %s: %w", id.Short(), err)
 	}
 	p := &Predictions{NumAttributes: n}
+	if names := metaString(md, MetaAttributeNames); names != "" {
+		if err := json.Unmarshal([]byte(names), &p.AttributeNames); err != nil {
+			return nil, fmt.Errorf("predictions %s: schema metadata %q: %w", id.Short(), MetaAttributeNames, err)
+		}
+		if len(p.AttributeNames) != n {
+			return nil, fmt.Errorf("predictions %s: %d attribute names for %d attributes",
+				id.Short(), len(p.AttributeNames), n)
+		}
+	}
 	withCategories := len(tbl.Schema().FieldIndices("category_scores")) > 0
 	if withCategories {
 		if err := json.Unmarshal([]byte(metaString(md, MetaCategories)), &p.Categories); err != nil {

@@ -125,7 +125,8 @@ func TestPredictionsWithCategoriesRoundTrip(t *testing.T) {
 	p := &Predictions{
 		NumAttributes: 2, Image: []string{"a", "b"}, Scores: []float32{0.1, 0.9, 0.5, 0.25},
 		NumCategories: 3, CategoryScores: []float32{0.2, 0.7, 0.1, 0.6, 0.3, 0.1},
-		Categories: []Category{{ID: 2, Name: "Skirt", BodyType: 2}, {ID: 5, Name: "Dress"}, {ID: 1, Name: "Tee"}},
+		Categories:     []Category{{ID: 2, Name: "Skirt", BodyType: 2}, {ID: 5, Name: "Dress"}, {ID: 1, Name: "Tee"}},
+		AttributeNames: []string{"floral", "denim"},
 	}
 	id, err := store.PutPredictions(p)
 	if err != nil {

@@ -424,3 +424,30 @@ func TestEvaluateUntyped(t *testing.T) {
 		t.Error("no global recall row")
 	}
 }
+
+// Predictions that name their attributes are checked against the
+// attributes table column by column: a model trained with two attributes
+// swapped would score each against the other's labels.
+func TestAttributeNamesMustMatch(t *testing.T) {
+	names := func() []string {
+		out := make([]string, len(attrs))
+		for i, a := range attrs {
+			out[i] = a.Name
+		}
+		return out
+	}
+	pred := predictionsOf([]int{0, 1, 2, 3})
+	pred.AttributeNames = names()
+	if _, _, err := runStage(t, samplesOf([]int{0, 1, 2, 3}), pred, []int{1}); err != nil {
+		t.Fatalf("matching names: %v", err)
+	}
+	swapped := names()
+	swapped[0], swapped[1] = swapped[1], swapped[0]
+	pred.AttributeNames = swapped
+	_, _, err := runStage(t, samplesOf([]int{0, 1, 2, 3}), pred, []int{1})
+	want := `the model's attributes do not match the attributes table at 2 of 6 columns, ` +
+		`first at column 0: "striped" in the model, "floral" in the table`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("swapped names: error %v, want %q", err, want)
+	}
+}

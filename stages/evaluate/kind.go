@@ -103,6 +103,9 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		return err
 	}
 
+	if err := matchAttributes(pred.AttributeNames, attrs); err != nil {
+		return err
+	}
 	data, err := align(pred, samples, attrs)
 	if err != nil {
 		return err
@@ -177,6 +180,35 @@ func addCategories(run pipeline.Run, pred *artifacts.Predictions, samples *artif
 		}
 	}
 	return alignCategories(pred, samples, data)
+}
+
+// matchAttributes checks the attribute names the predictions carry (nil:
+// none, as a baseline's) against the attributes table, column by column:
+// scores of a model trained on another attribute list or order would
+// otherwise be scored against the wrong labels without a sign.
+func matchAttributes(names []string, attrs []artifacts.Attribute) error {
+	if names == nil || len(names) != len(attrs) {
+		return nil // a count mismatch is align's error
+	}
+	first, differ := -1, 0
+	for i, a := range attrs {
+		if a.Index != i {
+			return nil // align's error
+		}
+		if names[i] != a.Name {
+			differ++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if differ == 0 {
+		return nil
+	}
+	a := attrs[first]
+	return fmt.Errorf("the model's attributes do not match the attributes table at %d of %d columns, "+
+		"first at column %d: %q in the model, %q in the table (was it trained on another attribute list or order?)",
+		differ, len(attrs), a.Index, names[a.Index], a.Name)
 }
 
 // matchCategories checks that the predictions score exactly the

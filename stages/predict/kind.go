@@ -136,6 +136,12 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	out := &artifacts.Predictions{
 		NumAttributes: pred.NumOutputs(), Image: samples.Image, Scores: scores.Attributes,
 	}
+	if len(model.Meta.Attributes) == out.NumAttributes {
+		out.AttributeNames = make([]string, out.NumAttributes)
+		for i, a := range model.Meta.Attributes {
+			out.AttributeNames[i] = a.Name
+		}
+	}
 	if pred.NumCategories() > 0 {
 		out.NumCategories, out.CategoryScores = pred.NumCategories(), scores.Categories
 		out.Categories = model.Meta.Categories
