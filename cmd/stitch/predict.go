@@ -14,7 +14,7 @@ import (
 
 var cmdPredict = &command{
 	name: "predict",
-	args: "--model MODEL [--top N] [--json] IMAGE...",
+	args: "--model MODEL [--pipeline NAME] [--top N] [--json] IMAGE...",
 	summary: "Score images with a model: the most probable categories (for a model with a category " +
 		"head) and attributes of each type. MODEL is an ONNX file written by stitch, a model artifact id, " +
 		"or STAGE.OUTPUT of a pipeline run here.",
@@ -22,6 +22,7 @@ var cmdPredict = &command{
 stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		model := fs.String("model", "", "the `MODEL`: ONNX file, artifact id or STAGE.OUTPUT")
+		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have MODEL's stage")
 		top := fs.Int("top", 5, "attributes shown per type, and categories shown")
 		asJSON := fs.Bool("json", false, "print JSON instead of text")
 		provider := fs.String("provider", "cpu", "execution provider: cpu or cuda")
@@ -50,7 +51,7 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 					return usagef("%s is a folder, not an image", path)
 				}
 			}
-			name, err := resolveModel(e, *model)
+			name, err := resolveModel(e, *model, *pipe)
 			if err != nil {
 				return err
 			}
@@ -70,12 +71,16 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 	},
 }
 
-// resolveModel turns STAGE or STAGE.OUTPUT of a recorded run, or the
-// start of an output's id as `stitch show` prints it, into the id of its
-// model artifact; files and whole artifact ids pass through unchanged.
-func resolveModel(e *env, model string) (string, error) {
+// resolveModel turns STAGE or STAGE.OUTPUT of a recorded run (of pipeline
+// pipe, when not ""), or the start of an output's id as `stitch show`
+// prints it, into the id of its model artifact; files and whole artifact
+// ids pass through unchanged.
+func resolveModel(e *env, model, pipe string) (string, error) {
 	if _, err := os.Stat(model); err == nil || len(model) == 64 || strings.ContainsRune(model, os.PathSeparator) {
 		return model, nil
+	}
+	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
+		return "", usagef("%s: no such model file", model)
 	}
 	w, err := pipeline.OpenWorkspaceReadOnly(e.workspace, e.logger)
 	if err != nil {
@@ -84,7 +89,7 @@ func resolveModel(e *env, model string) (string, error) {
 	if id, ok, err := outputByPrefix(w, model); ok || err != nil {
 		return id, err
 	}
-	rec, output, err := findOutput(w, model, "")
+	rec, output, err := findOutput(w, model, pipe)
 	if err != nil {
 		return "", err
 	}

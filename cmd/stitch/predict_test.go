@@ -121,3 +121,33 @@ func TestPredictBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictModelInTwoPipelines: a stage name that two pipelines of the
+// workspace share is picked with --pipeline, as the error says (predict
+// had no such flag), and a missing .onnx file is said to be missing.
+func TestPredictModelInTwoPipelines(t *testing.T) {
+	dir := t.TempDir()
+	photo := filepath.Join(dir, "photo.png")
+	writeTestPNG(t, photo)
+	for _, name := range []string{"one", "two"} {
+		pipe := filepath.Join(dir, name+".yaml")
+		write(t, pipe, "name: "+name+"\nstages: {a: {uses: source, with: {lines: 2}}}")
+		if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+			t.Fatalf("run %s: exit %d\n%s", name, code, errOut)
+		}
+	}
+	code, _, stderr := stitch(t, t.Context(), dir, "predict", "--model", "a.out", photo)
+	if code != exitUsage || !strings.Contains(stderr, "pick one with --pipeline") {
+		t.Fatalf("predict --model a.out: exit %d, %q; want the pipelines to pick from", code, stderr)
+	}
+	// Picked: a's output is found, and refused for what it is, a text.
+	code, _, stderr = stitch(t, t.Context(), dir, "predict", "--model", "a.out", "--pipeline", "one", photo)
+	if code == exitOK || strings.Contains(stderr, "several pipelines") || strings.Contains(stderr, "flag provided") ||
+		!strings.Contains(stderr, "text") {
+		t.Errorf("predict --pipeline one: exit %d, %q; want a's text output refused as a model", code, stderr)
+	}
+	code, _, stderr = stitch(t, t.Context(), dir, "predict", "--model", "nosuch.onnx", photo)
+	if code != exitUsage || !strings.Contains(stderr, "nosuch.onnx: no such model file") {
+		t.Errorf("predict --model nosuch.onnx: exit %d, %q", code, stderr)
+	}
+}
