@@ -84,7 +84,11 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	}
 	pred, err := infer.New(model, infer.Options{BatchSize: min(len(opts.Images), 32), Runtime: opts.Runtime})
 	if err != nil {
-		return nil, fmt.Errorf("predict with %s: %w", opts.Model, err)
+		name := opts.Model
+		if len(name) == 64 && strings.Trim(name, "0123456789abcdef") == "" {
+			name = name[:12] // an artifact id, as stitch show prints it
+		}
+		return nil, fmt.Errorf("predict with %s: %w", name, err)
 	}
 	defer pred.Close()
 
@@ -100,7 +104,7 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	}
 	scores, err := pred.Predict(ctx, len(opts.Images), fill, nil)
 	if err != nil {
-		return nil, fmt.Errorf("predict with %s: %w", opts.Model, err)
+		return nil, err // names the image
 	}
 	attrs := attributes(model.Meta, pred.NumOutputs())
 	out := make([]ImageScores, len(opts.Images))
