@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -41,7 +42,15 @@ type Samples struct {
 	// Pixels, in an images table only: Height x Width x 3 RGB bytes per row.
 	Pixels        [][]byte
 	Height, Width int
+	// Crop, in an images table, records how its pixels were read from the
+	// image files (nil when unknown): train hands it on to the model, so
+	// that predict reads test files the same way.
+	Crop *CropSpec
 }
+
+// MetaCrop is the schema metadata key of an images table's CropSpec, as
+// JSON.
+const MetaCrop = "stitch.crop"
 
 // Len is the number of rows.
 func (s *Samples) Len() int { return len(s.Image) }
@@ -69,7 +78,7 @@ func (s *Samples) Append(src *Samples, i int) {
 // fingerprint, width and size.
 func (s *Samples) EmptyLike() *Samples {
 	return &Samples{Root: s.Root, ImagesFingerprint: s.ImagesFingerprint, NumAttributes: s.NumAttributes,
-		Height: s.Height, Width: s.Width}
+		Height: s.Height, Width: s.Width, Crop: s.Crop}
 }
 
 // SamplesSchema returns the schema of a samples table (images=false) or an
@@ -94,6 +103,11 @@ func SamplesSchema(head *Samples, images bool) *arrow.Schema {
 		fields = append(fields, arrow.Field{Name: "pixels", Type: arrow.BinaryTypes.Binary})
 		kind = KindImages
 		kv = append(kv, MetaHeight, strconv.Itoa(head.Height), MetaWidth, strconv.Itoa(head.Width))
+		if c := head.Crop; c != nil {
+			// Marshalling two plain fields cannot fail.
+			text, _ := json.Marshal(c)
+			kv = append(kv, MetaCrop, string(text))
+		}
 	}
 	return arrow.NewSchema(fields, withKind(kind, kv...))
 }
@@ -177,6 +191,12 @@ func samplesFromTable(tbl arrow.Table) (*Samples, error) {
 		}
 		if s.Width, err = metaInt(md, MetaWidth); err != nil {
 			return nil, err
+		}
+		if text := metaString(md, MetaCrop); text != "" {
+			s.Crop = &CropSpec{}
+			if err := json.Unmarshal([]byte(text), s.Crop); err != nil {
+				return nil, fmt.Errorf("schema metadata %q: %w", MetaCrop, err)
+			}
 		}
 		s.Pixels = [][]byte{}
 	}

@@ -39,6 +39,16 @@ stages:
     needs: {samples: bal.samples}
     with: {mode: materialise, copies: 1, target_size: [16, 16], preview: 0}
   freq: {uses: baseline, needs: {train: aug.images, samples: split.val}}
+  fit:
+    uses: train
+    needs: {train: aug.images, val: imgs.images, attributes: split.attributes}
+    with:
+      backbone: smallcnn
+      width: 0.25
+      image_size: 32
+      head: [8]
+      phase1: {max_epochs: 1, batch_size: 8}
+      phase2: {max_epochs: 0}
 `)
 	run("run", pipe)
 	w, err := pipeline.OpenWorkspaceReadOnly(dir, nil)
@@ -59,6 +69,23 @@ stages:
 			t.Errorf("%s: %d rows, pixels %v, width %d; want rows of 16 px pixels", name, s.Len(), s.Pixels != nil,
 				s.Width)
 		}
+		// How imgs read the files (its default margin 0.1) carries over.
+		if c := s.Crop; c == nil || *c != (artifacts.CropSpec{Crop: true, Margin: 0.1}) {
+			t.Errorf("%s: crop %+v, want the images stage's (crop, margin 0.1)", name, c)
+		}
+	}
+	// A model trained on the table records it, so predict on a samples
+	// table reads the test files the same way.
+	id, err := artifacts.ParseID(outs["fit.model"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.Store().GetModel(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Meta.Crop; c == nil || *c != (artifacts.CropSpec{Crop: true, Margin: 0.1}) {
+		t.Errorf("model trained on images: crop %+v, want crop with margin 0.1", c)
 	}
 	if outs["freq.predictions"] == "" {
 		t.Error("baseline on the augmented images wrote no predictions")

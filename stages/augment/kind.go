@@ -202,6 +202,10 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	if in != nil {
 		head = in.EmptyLike()
 		head.Pixels, head.Height, head.Width = [][]byte{}, p.TargetSize[0], p.TargetSize[1]
+		if in.Pixels == nil && p.Mode == "materialise" {
+			// Read from the files here; an images table's Crop carries over.
+			head.Crop = &artifacts.CropSpec{Crop: p.Crop, Margin: p.Margin}
+		}
 	}
 	if p.Mode == "materialise" {
 		// Streamed batch by batch, as the images stage writes: copies

@@ -14,7 +14,8 @@
 //     skipped ones) with every column kept and Pixels set: Height x Width
 //     x 3 RGB bytes per row, Height and Width from image_size. It is read
 //     with artifacts.Store.GetSamples and accepted by predict and train
-//     like any images table.
+//     like any images table. Its metadata (Samples.Crop) records the crop
+//     and margin, which train copies into the model for predict.
 //   - bad_images: a table (kind table, stitch.table bad-images) with
 //     columns image, partition, reason, one row per skipped image in input
 //     order; written on every run, empty when nothing was skipped. Reason

@@ -177,7 +177,7 @@ func materialise(t *testing.T, s *artifacts.Samples, p *images.Params, log io.Wr
 // withoutPixels returns s's sample columns only, for comparing rows.
 func withoutPixels(s *artifacts.Samples) *artifacts.Samples {
 	c := *s
-	c.Pixels, c.Height, c.Width = nil, 0, 0
+	c.Pixels, c.Height, c.Width, c.Crop = nil, 0, 0, nil
 	return &c
 }
 

@@ -101,6 +101,10 @@ func TestMixedImages(t *testing.T) {
 	if got.Height != 24 || got.Width != 40 {
 		t.Errorf("size %dx%d (h x w), want 24x40", got.Height, got.Width)
 	}
+	// The table says how its pixels were read, for the model train makes.
+	if c := got.Crop; c == nil || *c != (artifacts.CropSpec{Crop: true, Margin: 0}) {
+		t.Errorf("images table's crop %+v, want crop to the box with margin 0", c)
+	}
 	if diff := cmp.Diff(in, withoutPixels(got), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("sample columns or row order changed (-input +images):\n%s", diff)
 	}

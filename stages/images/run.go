@@ -50,6 +50,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	m := &materialiser{run: run, p: p, in: in}
 	head := in.EmptyLike()
 	head.Pixels, head.Height, head.Width = [][]byte{}, p.ImageSize[0], p.ImageSize[1]
+	head.Crop = &artifacts.CropSpec{Crop: true, Margin: p.Margin}
 	var writer *artifacts.SamplesWriter
 	imagesID, err := store.WriteSamples(head, BatchRows(p.ImageSize), func(w *artifacts.SamplesWriter) error {
 		writer = w

@@ -280,9 +280,12 @@ func runStage(ctx context.Context, run pipeline.Run, p *Params) error {
 	if n := p.Normalize; n != nil {
 		meta.Scale, meta.Mean, meta.Std = n.Scale, n.Mean, n.Std
 	}
+	// predict reads files the same way unless told otherwise: as train
+	// read them, or as the stage that made the images table did.
 	if in.train.Pixels == nil {
-		// predict reads files the same way unless told otherwise.
 		meta.Crop = &artifacts.CropSpec{Crop: p.Crop, Margin: p.CropMargin}
+	} else {
+		meta.Crop = in.train.Crop
 	}
 	var boxes pixels.BoxTally
 	trainData, valData, err := datasets(in, p, meta, &boxes)
