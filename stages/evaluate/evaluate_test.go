@@ -451,3 +451,12 @@ func TestAttributeNamesMustMatch(t *testing.T) {
 		t.Errorf("swapped names: error %v, want %q", err, want)
 	}
 }
+
+// An empty samples table (an empty test partition) is an error, not a
+// table of zeros that reads like a result.
+func TestNoImagesIsAnError(t *testing.T) {
+	_, _, err := runStage(t, samplesOf(nil), predictionsOf(nil), []int{1})
+	if err == nil || !strings.Contains(err.Error(), "no images to evaluate") {
+		t.Errorf("empty samples: error %v, want 'no images to evaluate'", err)
+	}
+}

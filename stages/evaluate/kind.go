@@ -103,6 +103,11 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 		return err
 	}
 
+	if samples.Len() == 0 {
+		// Every metric would be 0 of 0: a table of zeros that reads like a
+		// result.
+		return fmt.Errorf("no images to evaluate: samples %s has no rows (an empty partition?)", samplesID.Short())
+	}
 	if err := matchAttributes(pred.AttributeNames, attrs); err != nil {
 		return err
 	}
