@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -132,7 +133,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	if err != nil {
 		return err
 	}
-	run.Logger().Info("resampled", "mode", p.Mode, "rows_in", in.Len(), "rows_out", out.Len())
+	logOutcome(run.Logger(), in, out, p)
 
 	if id, err = store.PutSamples(out); err != nil {
 		return err
@@ -189,7 +190,21 @@ func Resample(s *artifacts.Samples, p *Params, rng *rand.Rand) (*artifacts.Sampl
 		return nil, err
 	}
 	c := count(s)
-	t := threshold(c.pos, p.Quantile)
+	t, minorityRow := rowClasses(s, c, p.Quantile)
+	switch p.Mode {
+	case "minority":
+		return replaceMajority(s, minorityRow, p.ReplaceFraction, rng), nil
+	case "oversample":
+		return oversample(s, c, t, rng), nil
+	default:
+		return undersample(s, c, t, minorityRow, rng), nil
+	}
+}
+
+// rowClasses returns T, the threshold of the q quantile, and which rows
+// are minority rows (see the package documentation).
+func rowClasses(s *artifacts.Samples, c counts, q float64) (int, []bool) {
+	t := threshold(c.pos, q)
 	minorityRow := make([]bool, s.Len())
 	for i := range s.Len() {
 		for j, v := range s.Row(i) {
@@ -199,13 +214,42 @@ func Resample(s *artifacts.Samples, p *Params, rng *rand.Rand) (*artifacts.Sampl
 			}
 		}
 	}
-	switch p.Mode {
-	case "minority":
-		return replaceMajority(s, minorityRow, p.ReplaceFraction, rng), nil
-	case "oversample":
-		return oversample(s, c, t, rng), nil
+	return t, minorityRow
+}
+
+// logOutcome says what a resampling did, and warns when the minority mode
+// replaced nothing, which leaves the table as it was, and why.
+func logOutcome(log *slog.Logger, in, out *artifacts.Samples, p *Params) {
+	if p.Mode != "minority" {
+		log.Info("resampled", "mode", p.Mode, "rows_in", in.Len(), "rows_out", out.Len())
+		return
+	}
+	t, minorityRow := rowClasses(in, count(in), p.Quantile)
+	minority := 0
+	for _, m := range minorityRow {
+		if m {
+			minority++
+		}
+	}
+	majority := in.Len() - minority
+	replaced := 0
+	if minority > 0 {
+		replaced = int(math.Round(p.ReplaceFraction * float64(majority)))
+	}
+	log.Info("resampled", "mode", p.Mode, "rows", in.Len(), "threshold", t, "minority_rows", minority,
+		"majority_only_rows", majority, "replaced", replaced)
+	switch {
+	case replaced > 0:
+	case majority == 0:
+		log.Warn("minority resampling replaced no row: every row is labelled with a minority attribute "+
+			"(one with at most threshold positives); a lower quantile makes fewer attributes minority",
+			"quantile", p.Quantile, "threshold", t)
+	case minority == 0:
+		log.Warn("minority resampling replaced no row: no row is labelled with a minority attribute",
+			"quantile", p.Quantile, "threshold", t)
 	default:
-		return undersample(s, c, t, minorityRow, rng), nil
+		log.Warn("minority resampling replaced no row: replace_fraction rounds to 0 rows",
+			"replace_fraction", p.ReplaceFraction, "majority_only_rows", majority)
 	}
 }
 

@@ -2,8 +2,10 @@ package resample
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -174,5 +176,41 @@ func TestOutputNeutral(t *testing.T) {
 	p.Mode = "oversample"
 	if got := (kind{}).OutputNeutral(p, nil); len(got) != 1 || got[0] != "replace_fraction" {
 		t.Errorf("oversample: %v, want replace_fraction left out", got)
+	}
+}
+
+// TestLogOutcomeWarnsWhenNothingReplaced: the minority mode that replaces
+// no row warns with the reason, and one that replaces rows does not warn.
+func TestLogOutcomeWarnsWhenNothingReplaced(t *testing.T) {
+	in := fixture()
+	tests := []struct {
+		name     string
+		quantile float64
+		fraction float64
+		want     string // in the warning; "" for none
+	}{
+		{"replaces", 0.5, 2.0 / 3, ""},
+		{"every row minority", 1, 0.3, "every row is labelled with a minority attribute"},
+		{"fraction rounds to 0", 0.5, 0.1, "replace_fraction rounds to 0 rows"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			p := NewParams()
+			p.Quantile, p.ReplaceFraction = tt.quantile, tt.fraction
+			out, err := Resample(in, p, rng(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			logOutcome(log, in, out, p)
+			warned := strings.Contains(buf.String(), "level=WARN")
+			if tt.want == "" && warned {
+				t.Errorf("warned though rows were replaced:\n%s", buf.String())
+			}
+			if tt.want != "" && !strings.Contains(buf.String(), tt.want) {
+				t.Errorf("log lacks %q:\n%s", tt.want, buf.String())
+			}
+		})
 	}
 }
