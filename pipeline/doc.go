@@ -42,12 +42,15 @@
 // base[v1,v2] with the values in key order, e.g. train[vgg16,0.6].
 // `matrix: {include: [{name: A, lr: 0.01}, ...]}` makes one variant per
 // entry named base-A. Each matrix key sets the parameter of the same name
-// and is available as ${matrix.key}.
+// and is available as ${matrix.key}. A mapping value is merged into the
+// parameter's mapping in `with:`, key by key at every depth, so
+// `matrix: {phase1: [{max_epochs: 1}]}` keeps the phase's other settings.
 //
 // A value is spelled in a name as written, except lists: a list of one
 // scalar is that scalar ([32] -> 32) and a list of numbers joins them
-// with "x" ([32, 64] -> 32x64), which no decimal number contains; other
-// lists and mappings keep their flow YAML ([relu, tanh]). When two values
+// with "x" ([32, 64] -> 32x64), which no decimal number contains; a
+// mapping of one scalar is key=value ({max_epochs: 1} -> max_epochs=1);
+// other lists and mappings keep their flow YAML ([relu, tanh]). When two values
 // of one key would spell alike that way ([32] and 32), all the key's
 // values keep their flow YAML, so names never collide.
 //

@@ -138,7 +138,8 @@ func (l *loader) matrix(rs *rawStage) []variant {
 // itself; a list of one scalar is that scalar ([32] -> 32); a list of
 // numbers joins them with "x" ([32, 64] -> 32x64, as layer sizes are
 // written), which no number contains; anything else keeps its flow YAML
-// ([relu, tanh]). Should two values of the key then spell alike ([32] and
+// ([relu, tanh]); a mapping of one scalar spells as key=value
+// ({max_epochs: 1} -> max_epochs=1). Should two values of the key then spell alike ([32] and
 // 32), every value of the key keeps its flow YAML, so names stay unique.
 func spellValues(vals []*yaml.Node) []string {
 	out := make([]string, len(vals))
@@ -157,6 +158,10 @@ func spellValues(vals []*yaml.Node) []string {
 }
 
 func spell(n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[1].Kind == yaml.ScalarNode &&
+		!strings.ContainsAny(n.Content[0].Value+n.Content[1].Value, ",[]{}= ") {
+		return n.Content[0].Value + "=" + n.Content[1].Value
+	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		return flowText(n)
 	}

@@ -581,7 +581,7 @@ func (l *loader) withOverrides(rs *rawStage, v variant, params []string, produce
 		set := false
 		for i := 0; i+1 < len(with.Content); i += 2 {
 			if with.Content[i].Value == k {
-				with.Content[i+1] = v.values[k]
+				with.Content[i+1] = mergeMappings(with.Content[i+1], v.values[k])
 				set = true
 			}
 		}
@@ -592,6 +592,34 @@ func (l *loader) withOverrides(rs *rawStage, v variant, params []string, produce
 		}
 	}
 	return with
+}
+
+// mergeMappings returns over set on base: where both are mappings, the
+// keys of over replace those of base, recursively, and base's other keys
+// stay, so `matrix: {phase1: [{max_epochs: 1}]}` varies one setting of a
+// block and keeps the rest of the stage's `with:`. Anything else is over.
+func mergeMappings(base, over *yaml.Node) *yaml.Node {
+	if base.Kind == yaml.AliasNode && base.Alias != nil {
+		base = base.Alias
+	}
+	if base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+		return over
+	}
+	out := deepCopy(base)
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		k, val := over.Content[i], over.Content[i+1]
+		set := false
+		for j := 0; j+1 < len(out.Content); j += 2 {
+			if out.Content[j].Value == k.Value {
+				out.Content[j+1] = mergeMappings(out.Content[j+1], val)
+				set = true
+			}
+		}
+		if !set {
+			out.Content = append(out.Content, k, val)
+		}
+	}
+	return out
 }
 
 func usesVar(rs *rawStage, name string) bool {

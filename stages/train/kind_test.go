@@ -731,3 +731,30 @@ func TestOutputNeutral(t *testing.T) {
 		}
 	}
 }
+
+// A matrix over one setting of a phase keeps the phase's other settings
+// from the stage's with: (it used to replace the whole phase block, so
+// steps_per_epoch fell back to its default), and names the variant by it.
+func TestMatrixOverPhaseSetting(t *testing.T) {
+	p, err := parseTrain(t, trainYAML(`    with: {phase1: {max_epochs: 10, steps_per_epoch: 7, learning_rate: 0.01}}
+    matrix: {phase1: [{max_epochs: 1}, {max_epochs: 2}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]PhaseParams{}
+	for _, s := range p.Stages {
+		if s.Base == "train" {
+			got[s.Name] = s.Params.(*Params).Phase1
+		}
+	}
+	for name, epochs := range map[string]int{"train[max_epochs=1]": 1, "train[max_epochs=2]": 2} {
+		ph, ok := got[name]
+		if !ok {
+			t.Fatalf("no stage %s among %v", name, got)
+		}
+		if ph.MaxEpochs != epochs || ph.StepsPerEpoch != 7 || ph.LearningRate != 0.01 {
+			t.Errorf("%s: phase1 %+v, want max_epochs %d with steps_per_epoch 7 and learning_rate 0.01 kept", name, ph, epochs)
+		}
+	}
+}
