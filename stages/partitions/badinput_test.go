@@ -443,6 +443,9 @@ func TestCSVBadInput(t *testing.T) {
 		{"whitespace lines only", "  \n \t\n", "parse labels.csv:1: blank header row, want the column names"},
 		{"blank header of commas", ",,\na.jpg,train,1\n", "parse labels.csv:1: blank header row"},
 		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
+		// The quote opened at line 3 runs to the end: the error names line 3.
+		{"unterminated quote, rows after", "image,partition,striped\na.jpg,train,1\n\"b.jpg,train,1\nc.jpg,train,1\nd.jpg,val,1\n",
+			"parse labels.csv:3: extraneous or missing \" in quoted-field (the record starts there; its quote is still open at line 5)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

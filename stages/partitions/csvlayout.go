@@ -201,6 +201,12 @@ func readCSVHeader(r *csv.Reader, name string) ([]string, int, error) {
 func csvError(file string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
+		if errors.Is(pe.Err, csv.ErrQuote) && pe.StartLine != pe.Line {
+			// An unclosed quote runs to the end of the file; the record
+			// that opened it is where to look.
+			return fmt.Errorf("parse %s:%d: %w (the record starts there; its quote is still open at line %d)",
+				file, pe.StartLine, pe.Err, pe.Line)
+		}
 		return fmt.Errorf("parse %s:%d: %w", file, pe.Line, pe.Err)
 	}
 	return fmt.Errorf("read %s: %w", file, err)
