@@ -643,3 +643,18 @@ func TestDuplicateAttributeNames(t *testing.T) {
 		t.Errorf("fixture: tolerated %v, want none", ds.Tolerated)
 	}
 }
+
+// Spellings of one folder give one set of parameters, so one run key:
+// `--set data=out/demo-data/` reran the pipeline as if the data changed.
+func TestValidateCleansPaths(t *testing.T) {
+	for _, root := range []string{"data", "data/", "./data", "data//", "x/../data"} {
+		p := Params{Root: root, Layout: "csv", CSV: CSVParams{File: "./labels.csv", Attributes: "meta/../attrs.csv"}}
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if p.Root != "data" || p.CSV.File != "labels.csv" || p.CSV.Attributes != "attrs.csv" {
+			t.Errorf("root %q: cleaned to root %q, file %q, attributes %q; want data, labels.csv, attrs.csv",
+				root, p.Root, p.CSV.File, p.CSV.Attributes)
+		}
+	}
+}

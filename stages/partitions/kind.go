@@ -39,10 +39,17 @@ func NewParams() *Params {
 }
 
 // Validate checks the parameters without touching the disk; an error is a
-// *pipeline.ParamError naming the key.
+// *pipeline.ParamError naming the key. It cleans the paths
+// (filepath.Clean), so that data/, ./data and data share a run key.
 func (p *Params) Validate() error {
 	if p.Root == "" {
 		return pipeline.ParamErrorf("root", "root: the dataset folder is required")
+	}
+	p.Root = filepath.Clean(p.Root)
+	for _, f := range []*string{&p.CSV.File, &p.CSV.Attributes} {
+		if *f != "" {
+			*f = filepath.Clean(*f)
+		}
 	}
 	switch p.Layout {
 	case "coarse":

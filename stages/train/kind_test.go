@@ -758,3 +758,17 @@ func TestMatrixOverPhaseSetting(t *testing.T) {
 		}
 	}
 }
+
+// A file backbone's path is cleaned, so its spellings share a run key.
+func TestValidateCleansBackbonePath(t *testing.T) {
+	for _, b := range []string{"file:models/a.onnx", "file:./models/a.onnx", "file:models//x/../a.onnx"} {
+		p := NewParams()
+		p.Backbone = b
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if p.Backbone != "file:models/a.onnx" {
+			t.Errorf("backbone %s cleaned to %s, want file:models/a.onnx", b, p.Backbone)
+		}
+	}
+}

@@ -201,13 +201,16 @@ func NewParams() *Params {
 
 // Validate checks the parameters without touching the disk. Each
 // problem is a *pipeline.ParamError naming its key, so that a pipeline
-// file's error points at the key's line.
+// file's error points at the key's line. A file backbone's path is
+// cleaned (filepath.Clean), so that spellings of one path share a key.
 func (p *Params) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, pipeline.ParamErrorf(key, format, args...))
 	}
-	if _, path := backboneFile(p.Backbone); path == "" && !slices.Contains(zoo.Names(), p.Backbone) {
+	if pre, path := backboneFile(p.Backbone); path != "" {
+		p.Backbone = pre + filepath.Clean(path)
+	} else if !slices.Contains(zoo.Names(), p.Backbone) {
 		bad("backbone", "backbone %q: want a zoo model (%s) or file:PATH", p.Backbone, strings.Join(zoo.Names(), ", "))
 	}
 	// Comparisons are written so that NaN fails them: NaN passes every
