@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/jpeg"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 
 // Options control Generate.
 type Options struct {
-	// Out is the folder to write; it is created, and files of an earlier
-	// run are overwritten.
+	// Out is the folder to write: a new or empty one, or one that holds an
+	// earlier synth dataset, which is replaced. Any other folder is
+	// refused, so that a dataset's annotations are never overwritten.
 	Out string
 	// N is the number of images (1 or more).
 	N int
@@ -112,10 +114,18 @@ func Generate(ctx context.Context, opts Options) (Summary, error) {
 	if err := opts.Validate(); err != nil {
 		return Summary{}, err
 	}
+	if err := clearOut(opts.Out); err != nil {
+		return Summary{}, err
+	}
 	for _, dir := range []string{"img", "Anno", "Anno_fine", "Eval"} {
 		if err := os.MkdirAll(filepath.Join(opts.Out, dir), 0o755); err != nil {
 			return Summary{}, fmt.Errorf("synth: %w", err)
 		}
+	}
+	// The title goes first, so that an interrupted run's folder is known
+	// as synth's when it runs again; the summary replaces it at the end.
+	if err := os.WriteFile(filepath.Join(opts.Out, "README.md"), []byte(readmeTitle+"\nbeing drawn\n"), 0o644); err != nil {
+		return Summary{}, fmt.Errorf("synth: %w", err)
 	}
 	names, _, _ := Attributes()
 	samples := make([]sample, opts.N)
@@ -381,9 +391,37 @@ func fineLandmarks(s sample) string {
 	return b.String()
 }
 
+// readmeTitle starts the README.md of every synth dataset; clearOut
+// recognises an earlier one by it.
+const readmeTitle = "# synthetic DeepFashion-like dataset\n"
+
+// clearOut makes out ready to write: a missing or empty folder is fine;
+// an earlier synth dataset loses its images (a smaller n would leave
+// stale ones beside the new annotations); anything else is an error.
+func clearOut(out string) error {
+	entries, err := os.ReadDir(out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("synth: %w", err)
+	case len(entries) == 0:
+		return nil
+	}
+	readme, err := os.ReadFile(filepath.Join(out, "README.md"))
+	if err != nil || !bytes.HasPrefix(readme, []byte(readmeTitle)) {
+		return fmt.Errorf("synth: %s is not empty and holds no earlier synth dataset (no README.md from stitch synth); "+
+			"give a new or empty folder", out)
+	}
+	if err := os.RemoveAll(filepath.Join(out, "img")); err != nil {
+		return fmt.Errorf("synth: remove the earlier dataset's images: %w", err)
+	}
+	return nil
+}
+
 func writeReadme(opts Options, sum Summary) error {
 	return writeFile(filepath.Join(opts.Out, "README.md"), func(w *bufio.Writer) {
-		fmt.Fprintf(w, "# synthetic DeepFashion-like dataset\n\n"+
+		fmt.Fprintf(w, readmeTitle+"\n"+
 			"Drawn by `stitch synth` (n %d, seed %d, size %d px). Both layouts describe the same images:\n"+
 			"`Anno/` + `Eval/` (coarse) and `Anno_fine/` (fine).\n\n"+
 			"- images: %d (train %d, val %d, test %d)\n- attributes: %d, categories: %d\n"+

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,36 @@ func TestKindRun(t *testing.T) {
 	defer tbl.Release()
 	if tbl.NumRows() < 5 || artifacts.KindOf(tbl.Schema()) != artifacts.KindTable {
 		t.Errorf("manifest: %d rows, kind %q", tbl.NumRows(), artifacts.KindOf(tbl.Schema()))
+	}
+}
+
+// Generate refuses a folder that holds anything but an earlier synth
+// dataset, and replaces an earlier one whole: a smaller n leaves no stale
+// images beside the new annotations.
+func TestGenerateOutFolder(t *testing.T) {
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, "Anno"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Generate(t.Context(), Options{Out: other, N: 3, Seed: 1, Size: 32})
+	if err == nil || !strings.Contains(err.Error(), "holds no earlier synth dataset") {
+		t.Fatalf("error %v, want a refusal of the non-empty folder", err)
+	}
+	if entries, _ := os.ReadDir(other); len(entries) != 1 {
+		t.Errorf("the refused folder was written: %d entries", len(entries))
+	}
+
+	dir := t.TempDir()
+	for _, n := range []int{5, 2} {
+		if _, err := Generate(t.Context(), Options{Out: dir, N: n, Seed: 1, Size: 32}); err != nil {
+			t.Fatalf("n %d: %v", n, err)
+		}
+	}
+	imgs, err := os.ReadDir(filepath.Join(dir, "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 2 {
+		t.Errorf("%d images after n 5 then n 2, want 2", len(imgs))
 	}
 }
