@@ -39,7 +39,9 @@
 // # Fine layout (layout: fine)
 //
 // Anno_fine/ holds list_attr_cloth.txt (types are the fine group ids:
-// 1 texture, 2 sleeve, 3 length, 4 neckline, 5 fabric, 6 fit) and, for S
+// 1 texture, 2 sleeve, 3 length, 4 neckline, 5 fabric, 6 fit; 7 style is
+// stitch's own, which the synthetic dataset uses, and a larger id is
+// named "group N") and, for S
 // in train, val, test, the row-aligned files S.txt (one image path per
 // line), S_attr.txt (one 0/1 value per attribute; 0 means absent and is
 // stored as -1), and optionally S_bbox.txt (x1 y1 x2 y2), S_landmarks.txt
