@@ -245,7 +245,11 @@ func WriteText(w io.Writer, results []ImageScores) error {
 				parts[i] = fmt.Sprintf("%s %.3f", s.Attribute, s.Probability)
 			}
 			name := t.TypeName
-			if name == "" {
+			switch {
+			case name != "":
+			case t.Type == 0: // a dataset without attribute types
+				name = "attributes"
+			default:
 				name = "type " + strconv.Itoa(t.Type)
 			}
 			fmt.Fprintf(&b, "  %-8s %s\n", name+":", strings.Join(parts, ", "))

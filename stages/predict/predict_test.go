@@ -411,3 +411,20 @@ func TestForPeopleCategories(t *testing.T) {
 		t.Errorf("JSON round trip: %v\n%s", err, js.String())
 	}
 }
+
+// Attributes without a type (a CSV dataset with no types) print under
+// "attributes:", not "type 0:".
+func TestWriteTextUntyped(t *testing.T) {
+	results := []predict.ImageScores{{Image: "a.jpg", Types: []predict.TypeScores{
+		{Top: []predict.Score{{Attribute: "striped", Probability: 0.9}}},
+		{Type: 9, Top: []predict.Score{{Attribute: "lace", Probability: 0.4}}},
+	}}}
+	var b bytes.Buffer
+	if err := predict.WriteText(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	want := "a.jpg\n  attributes: striped 0.900\n  type 9:  lace 0.400\n"
+	if b.String() != want {
+		t.Errorf("text:\n%q\nwant\n%q", b.String(), want)
+	}
+}
