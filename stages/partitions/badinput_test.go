@@ -301,7 +301,10 @@ func TestFineBadInput(t *testing.T) {
 	}{
 		{"value too few", "Anno_fine/train_attr.txt", "1 0 0\n0 1\n", "Anno_fine/train_attr.txt:2: row has 2 label values, want 3"},
 		{"value too many", "Anno_fine/train_attr.txt", "1 0 0 1\n0 1 1\n", "Anno_fine/train_attr.txt:1: row has 4 label values, want 3"},
-		{"row missing", "Anno_fine/train_attr.txt", "1 0 0\n", "Anno_fine/train_attr.txt: 1 rows, train.txt lists 2 images"},
+		{"row missing", "Anno_fine/train_attr.txt", "1 0 0\n",
+			"Anno_fine/train_attr.txt: 1 rows, Anno_fine/train.txt lists 2 images; Anno_fine/train.txt:2 (img/b.jpg) is the first without one"},
+		{"bbox row missing", "Anno_fine/train_bbox.txt", "1 2 30 40\n",
+			"Anno_fine/train_bbox.txt: 1 rows, Anno_fine/train.txt lists 2 images; Anno_fine/train.txt:2 (img/b.jpg) is the first without one"},
 		{"row too many", "Anno_fine/val_attr.txt", "0 0 0\n1 1 1\n", "Anno_fine/val_attr.txt:2: more rows than the 1 images of val.txt"},
 		{"bad label", "Anno_fine/test_attr.txt", "1 2 0\n", `Anno_fine/test_attr.txt:1: bad label "2"`},
 		{"duplicated image", "Anno_fine/test.txt", "img/a.jpg\n", "Anno_fine/test.txt:1: image img/a.jpg listed again (first in Anno_fine/train.txt, line 1)"},

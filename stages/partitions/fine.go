@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 const fineDir = "Anno_fine"
@@ -134,7 +135,9 @@ func readFineLabels(path, name string, part, numAttrs int, keep []int, idx *imag
 		rows++
 	}
 	if rows != want {
-		return fmt.Errorf("parse %s: %d rows, %s.txt lists %d images", name, rows, partitionNames[part], want)
+		list := strings.TrimSuffix(name, "_attr.txt") + ".txt"
+		return fmt.Errorf("parse %s: %d rows, %s lists %d images; %s:%d (%s) is the first without one",
+			name, rows, list, want, list, rows+1, idx.paths[first+rows])
 	}
 	return nil
 }
@@ -212,15 +215,17 @@ func readFineExtras(abs, rel func(string) string, part int, ds *Dataset) error {
 				return err
 			}
 		}
-		if err := eachIntRow(path, rel(prefix+e.suffix), s.Len(), e.fn); err != nil {
+		if err := eachIntRow(path, rel(prefix+e.suffix), rel(prefix+".txt"), s.Image, e.fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// eachIntRow reads a headerless file of want rows of integers.
-func eachIntRow(path, name string, want int, fn func(lr *lineReader, row int, v []int64) error) error {
+// eachIntRow reads a headerless file of integers, a row for each of
+// images, which the file list lists.
+func eachIntRow(path, name, list string, images []string, fn func(lr *lineReader, row int, v []int64) error) error {
+	want := len(images)
 	lr, err := openLines(path, name)
 	if err != nil {
 		return err
@@ -256,7 +261,8 @@ func eachIntRow(path, name string, want int, fn func(lr *lineReader, row int, v 
 		rows++
 	}
 	if rows != want {
-		return fmt.Errorf("parse %s: %d rows, the partition has %d images", name, rows, want)
+		return fmt.Errorf("parse %s: %d rows, %s lists %d images; %s:%d (%s) is the first without one",
+			name, rows, list, want, list, rows+1, images[rows])
 	}
 	return nil
 }
