@@ -166,8 +166,8 @@ func addCategories(run pipeline.Run, pred *artifacts.Predictions, samples *artif
 	id, wired := run.Input("categories")
 	if pred.NumCategories == 0 {
 		if wired {
-			run.Logger().Info("the predictions hold no category scores (the model has no category head); " +
-				"category accuracy skipped")
+			run.Logger().Info("the predictions hold no category scores (a model without a category head, or a baseline " +
+				"without categories); category accuracy skipped")
 		}
 		return nil
 	}
