@@ -675,8 +675,15 @@ func (l *loader) bind(p *Pipeline, rs *rawStage, s *Stage) {
 			refNodes = []*yaml.Node{val}
 		}
 		var refs []Ref
+		boundBy := map[Ref]*yaml.Node{}
 		for _, rn := range refNodes {
 			for _, r := range l.resolve(p, s, rn, in) {
+				if first, ok := boundBy[r]; ok {
+					l.errorf(rn, "stage %s: input %q binds %s twice (%q at line %d and %q)",
+						s.Name, in.Name, r, first.Value, first.Line, rn.Value)
+					continue
+				}
+				boundBy[r] = rn
 				refs = append(refs, r)
 				deps[r.Stage] = p.byName[r.Stage]
 			}

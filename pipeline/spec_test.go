@@ -48,6 +48,13 @@ func TestValidationErrors(t *testing.T) {
 		src  string
 		want []string // each must appear in the error text
 	}{
+		{"list binds an artifact twice", `
+stages:
+  a: {uses: source, matrix: {value: [x, y]}}
+  j:
+    uses: join
+    needs: {in: [a.out, "a[x].out"]}
+`, []string{`p.yaml:6:25: stage j: input "in" binds a[x].out twice ("a.out" at line 6 and "a[x].out")`}},
 		{"unknown kind", `
 stages:
   a:
