@@ -134,7 +134,9 @@ type StageRecord struct {
 	Inputs    map[string][]InputRecord `json:"inputs,omitempty"`
 	Externals map[string]string        `json:"externals,omitempty"`
 	Outputs   map[string]artifacts.ID  `json:"outputs"`
-	Time      time.Time                `json:"time"`
+	// Time is when this key and these outputs were first recorded: a
+	// later run that reuses them leaves the record as it is.
+	Time time.Time `json:"time"`
 }
 
 // RunRecord is what one `stitch run` did, for `stitch log`.

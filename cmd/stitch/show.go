@@ -192,7 +192,7 @@ func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord,
 		return cw.Error()
 	}
 
-	fmt.Fprintf(out, "%s.%s  object %s  kind %s  last run %s\n", rec.Stage, name, id.Short(),
+	fmt.Fprintf(out, "%s.%s  object %s  kind %s  current since %s\n", rec.Stage, name, id.Short(),
 		orDash(artifacts.KindOf(schema)), rec.Time.Local().Format("2006-01-02 15:04:05"))
 	fmt.Fprintln(out, "schema:")
 	for _, f := range schema.Fields() {
