@@ -180,7 +180,7 @@ func readAttrImg(ctx context.Context, path, name string, numAttrs int, keep []in
 		part := int(idx.part[k])
 		idx.row[k] = int32(ds.Partitions[part].Len())
 		idx.rowAt[k] = int32(lr.line)
-		appendRow(ds.Partitions[part], idx.paths[k], part, row)
+		ds.appendRow(part, idx.paths[k], row, name, lr.line)
 	}
 	if err := lr.checkCount(count, rows); err != nil {
 		return err

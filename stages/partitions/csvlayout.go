@@ -122,8 +122,8 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 				kept[keep[j]] = v
 			}
 		}
+		ds.appendRow(part, image, kept, p.File, line)
 		s := ds.Partitions[part]
-		appendRow(s, image, part, kept)
 		if cols.category >= 0 {
 			if c := strings.TrimSpace(rec[cols.category]); c != "" {
 				id, err := strconv.ParseInt(c, 10, 64)

@@ -29,6 +29,18 @@ type Dataset struct {
 	// Tolerated lists the counted tolerances the parse applied, each
 	// logged as one warning.
 	Tolerated []Tolerated
+	// listed says where each row's image is listed, for errors about it
+	// found after the parse: the file of each partition and each row's line.
+	listedIn [3]string
+	listedAt [3][]int32
+}
+
+// where names the file and line that list row i of partition part.
+func (ds *Dataset) where(part, i int) string {
+	if i >= len(ds.listedAt[part]) {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", ds.listedIn[part], ds.listedAt[part][i])
 }
 
 // Tolerated is one kind of oddity in the input that the parse accepted.
@@ -54,8 +66,12 @@ func newDataset(root string, numAttrs int, counts [3]int) *Dataset {
 	return ds
 }
 
-// appendRow adds an image with no category, box or landmarks yet.
-func appendRow(s *artifacts.Samples, image string, part int, labels []int8) {
+// appendRow adds an image with no category, box or landmarks yet, listed
+// at line of file.
+func (ds *Dataset) appendRow(part int, image string, labels []int8, file string, line int) {
+	ds.listedIn[part] = file
+	ds.listedAt[part] = append(ds.listedAt[part], int32(line))
+	s := ds.Partitions[part]
 	s.Image = append(s.Image, image)
 	s.Partition = append(s.Partition, partitionNames[part])
 	s.Category = append(s.Category, 0)

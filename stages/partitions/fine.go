@@ -131,7 +131,7 @@ func readFineLabels(path, name string, part, numAttrs int, keep []int, idx *imag
 		}
 		k := first + rows
 		idx.row[k] = int32(rows)
-		appendRow(ds.Partitions[part], idx.paths[k], part, kept)
+		ds.appendRow(part, idx.paths[k], kept, strings.TrimSuffix(name, "_attr.txt")+".txt", rows+1)
 		rows++
 	}
 	if rows != want {

@@ -243,8 +243,8 @@ func Read(ctx context.Context, p *Params) (*Dataset, error) {
 func checkImages(ctx context.Context, ds *Dataset) error {
 	var missing []string
 	total := 0
-	for _, s := range ds.Partitions {
-		for _, image := range s.Image {
+	for part, s := range ds.Partitions {
+		for i, image := range s.Image {
 			total++
 			if total&1023 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -256,6 +256,9 @@ func checkImages(ctx context.Context, ds *Dataset) error {
 				err = errors.New("not a regular file")
 			}
 			if err != nil {
+				if w := ds.where(part, i); w != "" && len(missing) < 5 {
+					image += " (" + w + ")"
+				}
 				missing = append(missing, image)
 			}
 		}
