@@ -62,6 +62,7 @@ func newDataset(root string, numAttrs int, counts [3]int) *Dataset {
 			HasBBox: make([]bool, 0, n), Landmarks: make([][]int32, 0, n),
 			Labels: make([]int8, 0, n*numAttrs),
 		}
+		ds.listedAt[p] = make([]int32, 0, n)
 	}
 	return ds
 }
