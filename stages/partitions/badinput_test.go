@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -477,6 +478,8 @@ func TestCSVBadInput(t *testing.T) {
 		{"whitespace lines only", "  \n \t\n", "parse labels.csv:1: blank header row, want the column names"},
 		{"blank header of commas", ",,\na.jpg,train,1\n", "parse labels.csv:1: blank header row"},
 		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
+		{"quote closed lines later", "image,partition,striped\n\"a.jpg,train,1\nb.jpg,train,1\nc.jpg\",train,1\nd.jpg,val,1\n",
+			"parse labels.csv:2: column 1 is a quoted field that runs to line 4; no column holds a line break"},
 		// The quote opened at line 3 runs to the end: the error names line 3.
 		{"unterminated quote, rows after", "image,partition,striped\na.jpg,train,1\n\"b.jpg,train,1\nc.jpg,train,1\nd.jpg,val,1\n",
 			"parse labels.csv:3: extraneous or missing \" in quoted-field (the record starts there; its quote is still open at line 5)"},
@@ -504,6 +507,8 @@ func TestCSVBadAttributeTable(t *testing.T) {
 		{"name twice", "name,type\nstriped,1\nstriped,2\n",
 			`parse attributes.csv:3: attribute "striped" listed again (first at line 2)`},
 		{"no type column", "\nname\nstriped\n", "parse attributes.csv:2: want columns name and type"},
+		{"quote closed lines later", "name,type\n\"striped,1\nfloral\",2\nlace,2\n",
+			"parse attributes.csv:2: column 1 is a quoted field that runs to line 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -681,14 +686,35 @@ func TestDuplicateAttributeNames(t *testing.T) {
 // Spellings of one folder give one set of parameters, so one run key:
 // `--set data=out/demo-data/` reran the pipeline as if the data changed.
 func TestValidateCleansPaths(t *testing.T) {
-	for _, root := range []string{"data", "data/", "./data", "data//", "x/../data"} {
+	want, err := filepath.Abs("data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{"data", "data/", "./data", "data//", "x/../data", want, want + "/."} {
 		p := Params{Root: root, Layout: "csv", CSV: CSVParams{File: "./labels.csv", Attributes: "meta/../attrs.csv"}}
 		if err := p.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if p.Root != "data" || p.CSV.File != "labels.csv" || p.CSV.Attributes != "attrs.csv" {
-			t.Errorf("root %q: cleaned to root %q, file %q, attributes %q; want data, labels.csv, attrs.csv",
-				root, p.Root, p.CSV.File, p.CSV.Attributes)
+		if p.Root != want || p.CSV.File != "labels.csv" || p.CSV.Attributes != "attrs.csv" {
+			t.Errorf("root %q: cleaned to root %q, file %q, attributes %q; want %s, labels.csv, attrs.csv",
+				root, p.Root, p.CSV.File, p.CSV.Attributes, want)
 		}
+	}
+}
+
+// An absolute csv.file is read where it is, not under root.
+func TestCSVAbsoluteFile(t *testing.T) {
+	elsewhere := writeFiles(t, map[string]string{"labels.csv": "image,partition,striped\na.jpg,train,1\nb.jpg,val,0\n"})
+	p := &Params{Root: t.TempDir(), Layout: "csv", CSV: CSVParams{File: filepath.Join(elsewhere, "labels.csv")}}
+	ds, err := Read(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Partitions[0].Len() != 1 || ds.Partitions[1].Len() != 1 {
+		t.Errorf("train %d, val %d rows, want 1 and 1", ds.Partitions[0].Len(), ds.Partitions[1].Len())
+	}
+	paths, err := (kind{}).Externals(p)
+	if err != nil || !slices.Contains(paths, p.CSV.File) {
+		t.Errorf("externals %v (%v), want %s among them", paths, err, p.CSV.File)
 	}
 }

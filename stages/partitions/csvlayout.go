@@ -17,10 +17,10 @@ import (
 
 // CSVParams configures the csv layout (see the package documentation).
 type CSVParams struct {
-	// File is the labels table, relative to root.
+	// File is the labels table, relative to root, or an absolute path.
 	File string `yaml:"file"`
 	// Attributes is the optional attribute table (name, type[, type_name]),
-	// relative to root. It is required in the list form.
+	// relative to root or absolute. It is required in the list form.
 	Attributes string `yaml:"attributes"`
 	// LabelsColumn, when set, selects the list form: that column holds the
 	// names of the present attributes.
@@ -49,7 +49,7 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 	var declared []artifacts.Attribute
 	if p.Attributes != "" {
 		var err error
-		if declared, err = readAttributeCSV(filepath.Join(root, p.Attributes), p.Attributes); err != nil {
+		if declared, err = readAttributeCSV(underRoot(root, p.Attributes), p.Attributes); err != nil {
 			return nil, err
 		}
 	}
@@ -58,7 +58,7 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 			p.LabelsColumn)
 	}
 
-	f, err := openCSV(filepath.Join(root, p.File), p.File)
+	f, err := openCSV(underRoot(root, p.File), p.File)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +101,9 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 		line, _ := r.FieldPos(0)
 		fail := func(format string, args ...any) error {
 			return fmt.Errorf("parse %s:%d: %s", p.File, line, fmt.Sprintf(format, args...))
+		}
+		if err := lineBreakField(r, rec, p.File); err != nil {
+			return nil, err
 		}
 		image := strings.TrimSpace(rec[cols.image])
 		if image == "" || !filepath.IsLocal(filepath.FromSlash(image)) {
@@ -210,6 +213,29 @@ func csvError(file string, err error) error {
 		return fmt.Errorf("parse %s:%d: %w", file, pe.Line, pe.Err)
 	}
 	return fmt.Errorf("read %s: %w", file, err)
+}
+
+// underRoot is the path of a file named relative to root, or absolute.
+func underRoot(root, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(root, name)
+}
+
+// lineBreakField rejects a record with a field that holds a line break.
+// CSV allows one inside quotes, but no field of a labels or attribute
+// table has one: it is a quote closed lines later, and the rows in
+// between would be lost inside the field.
+func lineBreakField(r *csv.Reader, rec []string, file string) error {
+	for i, f := range rec {
+		if n := strings.Count(f, "\n"); n > 0 || strings.Contains(f, "\r") {
+			at, _ := r.FieldPos(i)
+			return fmt.Errorf("parse %s:%d: column %d is a quoted field that runs to line %d; "+
+				"no column holds a line break, so check the quotes on line %d", file, at, i+1, at+n, at)
+		}
+	}
+	return nil
 }
 
 // csvColumns locates the columns of a labels table.
@@ -411,6 +437,9 @@ func readAttributeCSV(path, name string) ([]artifacts.Attribute, error) {
 		}
 		if err != nil {
 			return nil, csvError(name, err)
+		}
+		if err := lineBreakField(r, rec, name); err != nil {
+			return nil, err
 		}
 		line, _ := r.FieldPos(0)
 		a := artifacts.Attribute{Index: len(attrs), Name: strings.TrimSpace(rec[nameCol])}

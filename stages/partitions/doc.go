@@ -52,7 +52,7 @@
 // # CSV layout (layout: csv)
 //
 // For datasets that are not laid out like DeepFashion. csv.file (default
-// labels.csv, relative to root) is an RFC 4180 CSV file with a header row:
+// labels.csv, relative to root or absolute) is an RFC 4180 CSV file with a header row:
 //
 //		image,partition,category,x1,y1,x2,y2,striped,floral,long sleeves
 //		img/0001.jpg,train,3,10,12,200,240,1,-1,

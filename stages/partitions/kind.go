@@ -39,13 +39,18 @@ func NewParams() *Params {
 }
 
 // Validate checks the parameters without touching the disk; an error is a
-// *pipeline.ParamError naming the key. It cleans the paths
-// (filepath.Clean), so that data/, ./data and data share a run key.
+// *pipeline.ParamError naming the key. It makes root absolute and cleans
+// the CSV paths (filepath.Abs, Clean), so that data/, ./data, data and
+// $PWD/data share a run key.
 func (p *Params) Validate() error {
 	if p.Root == "" {
 		return pipeline.ParamErrorf("root", "root: the dataset folder is required")
 	}
-	p.Root = filepath.Clean(p.Root)
+	if abs, err := filepath.Abs(p.Root); err == nil {
+		p.Root = abs
+	} else {
+		p.Root = filepath.Clean(p.Root)
+	}
 	for _, f := range []*string{&p.CSV.File, &p.CSV.Attributes} {
 		if *f != "" {
 			*f = filepath.Clean(*f)
@@ -139,7 +144,7 @@ func (kind) Externals(params any) ([]string, error) {
 			}
 			// A folder would be fingerprinted file by file before Read
 			// refuses it, and fail there for reasons unrelated to it.
-			path := filepath.Join(root, f.name)
+			path := underRoot(root, f.name)
 			if st, err := os.Stat(path); err == nil && st.IsDir() {
 				return nil, fmt.Errorf("%s %s: %s is a directory, want a CSV file", f.key, f.name, path)
 			}
