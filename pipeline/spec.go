@@ -671,6 +671,11 @@ func (l *loader) bind(p *Pipeline, rs *rawStage, s *Stage) {
 		var refNodes []*yaml.Node
 		if val.Kind == yaml.SequenceNode {
 			refNodes = val.Content
+			if len(refNodes) == 0 {
+				l.errorf(val, "stage %s: input %q is an empty list; name at least one \"stage.output\"%s",
+					s.Name, in.Name, portDoc(in))
+				continue
+			}
 		} else {
 			refNodes = []*yaml.Node{val}
 		}

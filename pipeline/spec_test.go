@@ -48,6 +48,13 @@ func TestValidationErrors(t *testing.T) {
 		src  string
 		want []string // each must appear in the error text
 	}{
+		{"empty list input", `
+stages:
+  a: {uses: source}
+  j:
+    uses: join
+    needs: {in: []}
+`, []string{`p.yaml:6:17: stage j: input "in" is an empty list; name at least one "stage.output" (texts to join)`}},
 		{"list binds an artifact twice", `
 stages:
   a: {uses: source, matrix: {value: [x, y]}}
