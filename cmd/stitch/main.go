@@ -95,6 +95,34 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
+// interruptedError is a command stopped by a signal, with a note saying
+// what it leaves behind and how to go on ("a rerun resumes").
+type interruptedError struct {
+	note string
+	err  error // the context's error
+}
+
+func (ie *interruptedError) Error() string { return "interrupted; " + ie.note }
+func (ie *interruptedError) Unwrap() error { return ie.err }
+
+// interrupted wraps err, returned by a command whose ctx is done, with
+// note; other errors pass through unchanged.
+func interrupted(ctx context.Context, err error, note string) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return &interruptedError{note: note, err: err}
+}
+
+// plural writes n and word, with an s when n is not 1: "1 image",
+// "3 images".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, kinds())
@@ -176,8 +204,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ks []
 	switch {
 	case err == nil:
 	case code == exitInterrupted:
-		// The error only says "context canceled", Go's word for it.
-		fmt.Fprintf(stderr, "stitch %s: interrupted; finished stages are cached, a rerun resumes\n", cmd.name)
+		// The error only says "context canceled", Go's word for it; a
+		// command that leaves something behind says what, in its own terms.
+		msg := "interrupted"
+		var ie *interruptedError
+		if errors.As(err, &ie) {
+			msg = ie.Error()
+		}
+		fmt.Fprintf(stderr, "stitch %s: %s\n", cmd.name, msg)
 	default:
 		fmt.Fprintf(stderr, "stitch %s: %v\n", cmd.name, err)
 	}

@@ -37,7 +37,9 @@ stitch run --dry-run            # what would run, and why`,
 		fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu or cuda")
 		fs.IntVar(&f.device, "device", 0, "CUDA device id")
 		fs.BoolVar(&f.fallbackCPU, "fallback-cpu", false, "fall back to the CPU when CUDA is missing")
-		return func(ctx context.Context, e *env, args []string) error { return runRun(ctx, e, f, args) }
+		return func(ctx context.Context, e *env, args []string) error {
+			return interrupted(ctx, runRun(ctx, e, f, args), "finished stages are cached, a rerun resumes")
+		}
 	},
 }
 

@@ -16,7 +16,8 @@ var cmdSynth = &command{
 stitch run pipelines/demo.yaml --set data=data/synth`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		defaults := synth.DefaultOptions("")
-		out := fs.String("out", "", "the `folder` to write (created; earlier files are overwritten)")
+		out := fs.String("out", "", "the `folder` to write: a new or empty one, or one holding an earlier "+
+			"synth dataset, which is replaced; any other folder is refused")
 		n := fs.Int("n", defaults.N, "number of images")
 		seed := fs.Int64("seed", defaults.Seed, "the same seed draws the same bytes")
 		size := fs.Int("size", defaults.Size, "side of the square images in `pixels`")
@@ -36,10 +37,12 @@ stitch run pipelines/demo.yaml --set data=data/synth`,
 			}
 			sum, err := synth.Generate(ctx, opts)
 			if err != nil {
-				return err
+				// Generate writes README.md first, so the folder reads as
+				// an earlier synth dataset, which a rerun may replace.
+				return interrupted(ctx, err, *out+" is left partly drawn; a rerun into it replaces it")
 			}
-			fmt.Fprintf(e.stdout, "%s: %d images (train %d, val %d, test %d), %d attributes, %d categories\n",
-				sum.Out, sum.Images, sum.Train, sum.Val, sum.Test, sum.Attributes, sum.Categories)
+			fmt.Fprintf(e.stdout, "%s: %s (train %d, val %d, test %d), %d attributes, %d categories\n",
+				sum.Out, plural(sum.Images, "image"), sum.Train, sum.Val, sum.Test, sum.Attributes, sum.Categories)
 			return nil
 		}
 	},

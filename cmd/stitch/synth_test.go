@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSynthInterrupted: Ctrl-C during synth says what it leaves, a partly
+// drawn folder that a rerun replaces (it said the pipeline's "finished
+// stages are cached"), and the rerun does replace it.
+func TestSynthInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "d")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	code, _, stderr := stitch(t, ctx, dir, "synth", "--out", out, "--n", "50", "--size", "32")
+	want := "stitch synth: interrupted; " + out + " is left partly drawn; a rerun into it replaces it\n"
+	if code != exitInterrupted || stderr != want {
+		t.Errorf("synth, interrupted: exit %d, stderr %q; want exit %d, %q", code, stderr, exitInterrupted, want)
+	}
+
+	code, stdout, stderr := stitch(t, t.Context(), dir, "synth", "--out", out, "--n", "1", "--size", "32")
+	if code != exitOK || !strings.HasPrefix(stdout, out+": 1 image (") {
+		t.Errorf("synth into the interrupted folder: exit %d, stdout %q, stderr %q; want 1 image drawn",
+			code, stdout, stderr)
+	}
+}
