@@ -49,8 +49,10 @@
 // A value is spelled in a name as written, except lists: a list of one
 // scalar is that scalar ([32] -> 32) and a list of numbers joins them
 // with "x" ([32, 64] -> 32x64), which no decimal number contains; a
-// mapping of one scalar is key=value ({max_epochs: 1} -> max_epochs=1);
-// other lists and mappings keep their flow YAML ([relu, tanh]). When two values
+// mapping of plain scalars spells each leaf by its path from the matrix
+// key (phase1: {max_epochs: 1} -> phase1.max_epochs=1); other lists and
+// mappings keep their flow YAML ([relu, tanh]). Values are spelled after
+// ${param} substitution. When two values
 // of one key would spell alike that way ([32] and 32), all the key's
 // values keep their flow YAML, so names never collide.
 //

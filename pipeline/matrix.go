@@ -108,13 +108,18 @@ func (l *loader) matrix(rs *rawStage) []variant {
 			return nil
 		}
 		seen := map[string]bool{}
+		twice := false
 		for _, val := range e.val.Content {
 			if text := flowText(val); seen[text] {
 				l.errorf(val, "stage %s: matrix key %s lists %q twice", rs.name, e.key.Value, text)
+				twice = true
 			}
 			seen[flowText(val)] = true
 		}
-		spelled := spellValues(e.val.Content)
+		if twice {
+			return nil // the variants' names would collide: say only why
+		}
+		spelled := spellValues(e.key.Value, e.val.Content)
 		var next []variant
 		for _, v := range out {
 			for i, val := range e.val.Content {
@@ -138,14 +143,17 @@ func (l *loader) matrix(rs *rawStage) []variant {
 // itself; a list of one scalar is that scalar ([32] -> 32); a list of
 // numbers joins them with "x" ([32, 64] -> 32x64, as layer sizes are
 // written), which no number contains; anything else keeps its flow YAML
-// ([relu, tanh]); a mapping of one scalar spells as key=value
-// ({max_epochs: 1} -> max_epochs=1). Should two values of the key then spell alike ([32] and
-// 32), every value of the key keeps its flow YAML, so names stay unique.
-func spellValues(vals []*yaml.Node) []string {
+// ([relu, tanh]); a mapping whose leaves are plain scalars spells each
+// leaf as its path from the matrix key, key=value, joined by commas
+// (phase1: {max_epochs: 1} -> phase1.max_epochs=1), so two blocks varied
+// alike stay apart. Should two values of the key then spell alike ([32]
+// and 32), every value of the key keeps its flow YAML, so names stay
+// unique.
+func spellValues(key string, vals []*yaml.Node) []string {
 	out := make([]string, len(vals))
 	seen := map[string]bool{}
 	for i, val := range vals {
-		out[i] = spell(val)
+		out[i] = spell(key, val)
 		if seen[out[i]] {
 			for j, val := range vals {
 				out[j] = flowText(val)
@@ -157,10 +165,12 @@ func spellValues(vals []*yaml.Node) []string {
 	return out
 }
 
-func spell(n *yaml.Node) string {
-	if n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[1].Kind == yaml.ScalarNode &&
-		!strings.ContainsAny(n.Content[0].Value+n.Content[1].Value, ",[]{}= ") {
-		return n.Content[0].Value + "=" + n.Content[1].Value
+func spell(key string, n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		if leaves, ok := spellLeaves(key, n, nil); ok {
+			return strings.Join(leaves, ",")
+		}
+		return flowText(n)
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		return flowText(n)
@@ -184,6 +194,34 @@ func spell(n *yaml.Node) string {
 		parts[i] = c.Value
 	}
 	return strings.Join(parts, "x")
+}
+
+// spellLeaves appends path=value for each leaf of mapping n under path
+// prefix, or says no when a leaf is not a plain scalar (a list, an empty
+// mapping, text with brackets, commas, '=' or spaces).
+func spellLeaves(prefix string, n *yaml.Node, out []string) ([]string, bool) {
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		return nil, false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i].Value, n.Content[i+1]
+		if k == "" || strings.ContainsAny(k, ",[]{}=. ") {
+			return nil, false
+		}
+		path := prefix + "." + k
+		switch {
+		case v.Kind == yaml.MappingNode:
+			var ok bool
+			if out, ok = spellLeaves(path, v, out); !ok {
+				return nil, false
+			}
+		case v.Kind == yaml.ScalarNode && v.Value != "" && !strings.ContainsAny(v.Value, ",[]{}= "):
+			out = append(out, path+"="+v.Value)
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 func (l *loader) include(rs *rawStage, n *yaml.Node) []variant {

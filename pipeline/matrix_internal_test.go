@@ -19,9 +19,10 @@ func TestSpellValues(t *testing.T) {
 		{"[[32], 32]", []string{"[32]", "32"}},
 		{"[[32, 64], 32x64]", []string{"[32, 64]", "32x64"}},
 		{"[[0x10, 1]]", []string{"[0x10, 1]"}},
-		{"[[a, b], {k: v}, []]", []string{"[a, b]", "k=v", "[]"}},
-		{"[{k: 1, j: 2}, {k: [1]}, {k: a b}]", []string{"{k: 1, j: 2}", "{k: [1]}", "{k: a b}"}},
-		{"[{k: 1}, k=1]", []string{"{k: 1}", "k=1"}},
+		{"[[a, b], {k: v}, []]", []string{"[a, b]", "m.k=v", "[]"}},
+		{"[{k: 1, j: 2}, {k: [1]}, {k: a b}, {}]", []string{"m.k=1,m.j=2", "{k: [1]}", "{k: a b}", "{}"}},
+		{"[{k: {j: 0.5, i: x}}, {k: {j: 1}}]", []string{"m.k.j=0.5,m.k.i=x", "m.k.j=1"}},
+		{"[{k: 1}, m.k=1]", []string{"{k: 1}", "m.k=1"}},
 		{`[["a,b"]]`, []string{`["a,b"]`}},
 	}
 	for _, tc := range tests {
@@ -29,7 +30,7 @@ func TestSpellValues(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(tc.list), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(tc.want, spellValues(doc.Content[0].Content)); diff != "" {
+		if diff := cmp.Diff(tc.want, spellValues("m", doc.Content[0].Content)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.list, diff)
 		}
 	}

@@ -367,6 +367,10 @@ func (l *loader) matrixFromParams(rs *rawStage, vars map[string]*yaml.Node, varN
 		v := m.Content[i]
 		if name, ok := wholeRef(v.Value); ok && v.Kind == yaml.ScalarNode && !strings.HasPrefix(name, "matrix.") {
 			m.Content[i] = l.interpolate(v, vars, varNames)
+		} else if v.Kind == yaml.SequenceNode && containsText(v, "${") && !containsText(v, "${matrix.") {
+			// Values that read parameters are named by what they read:
+			// [{max_epochs: "${ep}"}] gives train[max_epochs=3].
+			m.Content[i] = l.interpolate(v, vars, varNames)
 		}
 	}
 	rs.matrix = &m
@@ -624,6 +628,14 @@ func mergeMappings(base, over *yaml.Node) *yaml.Node {
 
 func usesVar(rs *rawStage, name string) bool {
 	return containsRef(rs.with, name) || containsRef(rs.needs, name)
+}
+
+// containsText says whether a scalar in n holds sub.
+func containsText(n *yaml.Node, sub string) bool {
+	if n.Kind == yaml.ScalarNode {
+		return strings.Contains(n.Value, sub)
+	}
+	return slices.ContainsFunc(n.Content, func(c *yaml.Node) bool { return containsText(c, sub) })
 }
 
 func containsRef(n *yaml.Node, name string) bool {

@@ -748,7 +748,7 @@ func TestMatrixOverPhaseSetting(t *testing.T) {
 			got[s.Name] = s.Params.(*Params).Phase1
 		}
 	}
-	for name, epochs := range map[string]int{"train[max_epochs=1]": 1, "train[max_epochs=2]": 2} {
+	for name, epochs := range map[string]int{"train[phase1.max_epochs=1]": 1, "train[phase1.max_epochs=2]": 2} {
 		ph, ok := got[name]
 		if !ok {
 			t.Fatalf("no stage %s among %v", name, got)
@@ -770,5 +770,37 @@ func TestValidateCleansBackbonePath(t *testing.T) {
 		if p.Backbone != "file:models/a.onnx" {
 			t.Errorf("backbone %s cleaned to %s, want file:models/a.onnx", b, p.Backbone)
 		}
+	}
+}
+
+// Matrix values name their variants by what they read from parameters,
+// and two phases varied alike stay apart in the names.
+func TestMatrixValueNames(t *testing.T) {
+	p, err := parseTrain(t, "params: {ep: 3}\n"+trainYAML(
+		`    matrix: {phase1: [{max_epochs: "${ep}"}], phase2: [{max_epochs: 1}, {max_epochs: "${ep}"}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range p.Stages {
+		if s.Base == "train" {
+			got = append(got, s.Name)
+		}
+	}
+	want := []string{"train[phase1.max_epochs=3,phase2.max_epochs=1]", "train[phase1.max_epochs=3,phase2.max_epochs=3]"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+}
+
+// A value listed twice says so, and only that: no error about the names
+// the variants would have had.
+func TestMatrixValueTwice(t *testing.T) {
+	_, err := parseTrain(t, trainYAML(`    matrix: {phase1: [{max_epochs: 1}, {max_epochs: 1}]}
+`))
+	if err == nil || !strings.Contains(err.Error(), `matrix key phase1 lists "{max_epochs: 1}" twice`) ||
+		strings.Contains(err.Error(), "also made by") {
+		t.Errorf("error %v, want only the value listed twice", err)
 	}
 }
