@@ -1,10 +1,14 @@
 package tabulate
 
-import "unicode"
+import (
+	"strings"
+	"unicode"
+)
 
 // shortNames cuts the prefix and suffix that all names share, at word
-// boundaries, so experiments read as what differs between them. Names
-// that would become empty or collide are kept whole.
+// boundaries, so experiments read as what differs between them; a matrix
+// value keeps its key (eval[lr=0.1] -> lr=0.1). Names that would become
+// empty or collide are kept whole.
 func shortNames(names []string) []string {
 	if len(names) < 2 {
 		return append([]string(nil), names...)
@@ -15,6 +19,10 @@ func shortNames(names []string) []string {
 		suffix = reverse(commonPrefix(reverse(suffix), reverse(n)))
 	}
 	prefix = prefix[:lastBoundary(prefix)]
+	// A value keeps its key: "max_epochs=1" says what "1" alone does not.
+	if seg := strings.LastIndexAny(prefix, "[,") + 1; strings.Contains(prefix[seg:], "=") {
+		prefix = prefix[:seg]
+	}
 	suffix = suffix[len(suffix)-firstBoundaryFromEnd(suffix):]
 	out := make([]string, len(names))
 	seen := map[string]bool{}

@@ -107,7 +107,7 @@ func TestTabulate(t *testing.T) {
 	}
 	md := output(t, run, "markdown")
 	for _, want := range []string{
-		"| experiment ", "| vgg16 ", "| resnet18 ",
+		"| experiment ", "| backbone=vgg16 ", "| backbone=resnet18 ",
 		// vgg16 at k=5: micro recall .3, macro .15, pooled .33, texture .18.
 		"|   30.00 |", "|   15.00 |", "|      33.00 |",
 		"FashionNet (Liu et al., CVPR 2016) †", "54.61", "60.95", "63.74", "96.12",
@@ -133,7 +133,7 @@ func TestTabulate(t *testing.T) {
 	}
 
 	csv := string(output(t, run, "csv"))
-	if !strings.HasPrefix(csv, "experiment,source,k,recall_micro,") || !strings.Contains(csv, "vgg16,stitch,5,0.3,") ||
+	if !strings.HasPrefix(csv, "experiment,source,k,recall_micro,") || !strings.Contains(csv, "backbone=vgg16,stitch,5,0.3,") ||
 		!strings.Contains(csv, "Wang et al. (CVPR 2018),published,5,") {
 		t.Errorf("csv:\n%s", csv)
 	}
@@ -229,14 +229,18 @@ func TestReport(t *testing.T) {
 			t.Errorf("export: %v", err)
 		}
 	}
-	if !strings.Contains(out.String(), "| vgg16 ") || !strings.HasSuffix(out.String(), filepath.Join(dir, "report.html")+"\n") {
+	if !strings.Contains(out.String(), "| backbone=vgg16 ") || !strings.HasSuffix(out.String(), filepath.Join(dir, "report.html")+"\n") {
 		t.Errorf("printed:\n%s", out.String())
 	}
 }
 
 func TestShortNames(t *testing.T) {
 	cases := []struct{ in, want []string }{
-		{[]string{"eval[backbone=vgg16]", "eval[backbone=resnet18]"}, []string{"vgg16", "resnet18"}},
+		{[]string{"eval[backbone=vgg16]", "eval[backbone=resnet18]"}, []string{"backbone=vgg16", "backbone=resnet18"}},
+		{[]string{"evaluate[phase1.max_epochs=1]", "evaluate[phase1.max_epochs=2]"},
+			[]string{"phase1.max_epochs=1", "phase1.max_epochs=2"}},
+		{[]string{"e[32,phase1.lr=0.1]", "e[32,phase1.lr=0.2]"}, []string{"phase1.lr=0.1", "phase1.lr=0.2"}},
+		{[]string{"e[32]", "e[128]"}, []string{"32", "128"}},
 		{[]string{"eval-vgg16", "eval-vit"}, []string{"vgg16", "vit"}},
 		{[]string{"evaluate"}, []string{"evaluate"}},
 		{[]string{"a", "a"}, []string{"a", "a"}},
@@ -320,10 +324,10 @@ func TestCategoryColumns(t *testing.T) {
 			t.Fatal(err)
 		}
 		md := string(output(t, run, "markdown"))
-		if got := markdownCells(t, md, "vgg16"); got["cat top-3"] != "80.00" || got["cat top-5"] != "90.00" {
+		if got := markdownCells(t, md, "backbone=vgg16"); got["cat top-3"] != "80.00" || got["cat top-5"] != "90.00" {
 			t.Errorf("k=%d: vgg16 category cells %q, %q; want 80.00, 90.00", k, got["cat top-3"], got["cat top-5"])
 		}
-		if got := markdownCells(t, md, "resnet18"); got["cat top-3"] != "–" || got["cat top-5"] != "–" {
+		if got := markdownCells(t, md, "backbone=resnet18"); got["cat top-3"] != "–" || got["cat top-5"] != "–" {
 			t.Errorf("k=%d: resnet18 has no category accuracy, cells %q, %q", k, got["cat top-3"], got["cat top-5"])
 		}
 		for name, want := range published {
