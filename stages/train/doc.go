@@ -53,8 +53,9 @@
 //     validates) on batches of that number, as Keras' fit does, with an
 //     info line saying so: a full pass is one batch of every sample.
 //     Batch sizes up to the number of samples are used as given.
-//   - A file backbone that names a folder is an error before anything
-//     runs ("is a directory, want an ONNX file").
+//   - A file backbone that names a folder is an error when the stage
+//     starts, before its inputs are fingerprinted ("is a directory, want
+//     an ONNX file"); the stages upstream of it run first.
 //   - Checkpoints go to the run's workdir, so an interrupted stage resumes
 //     from its last epoch; a CPU run with one seed gives the same model
 //     and history bytes (the history's timing columns are left 0 for
