@@ -27,19 +27,24 @@ type GCResult struct {
 	// Temps counts leftovers of interrupted writes.
 	Temps int
 	// Work counts the work folders (checkpoints) of abandoned attempts,
-	// which no rerun would resume, and WorkBytes is their size.
+	// which no rerun would resume, and the empty ones, which hold nothing
+	// to resume from; WorkBytes is their size.
 	Work      int
 	WorkBytes int64
+	// Locks counts the per-key lock files that no process held.
+	Locks int
 }
 
 // GC removes the objects that no stage's last recorded run references
 // (see LastRecords), the cache entries that pointed at them, the
-// temporary files of interrupted writes and the work folders of abandoned
-// attempts: a folder stays while its key is the latest attempt of some
-// stage that did not succeed (failed, interrupted or killed), which a
-// rerun as it stands would resume. It holds the workspace lock
-// exclusively, so it waits for running `stitch run`s and they wait for
-// it. With dryRun it only lists what it would remove.
+// temporary files of interrupted writes, the per-key lock files that no
+// process holds and the work folders of abandoned attempts: a folder
+// stays while its key is the latest attempt of some stage that did not
+// succeed (failed, interrupted or killed), which a rerun as it stands
+// would resume, unless it is empty (no file anywhere in it), which leaves
+// nothing to resume from. It holds the workspace lock exclusively, so it
+// waits for running `stitch run`s and they wait for it. With dryRun it
+// only lists what it would remove.
 func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 	if !dryRun {
 		unlock, err := flock(ctx, filepath.Join(w.meta, "lock"), unix.LOCK_EX, func() {
@@ -119,6 +124,10 @@ func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 		}
 	}
 
+	if res.Locks, err = w.gcLocks(dryRun); err != nil {
+		return res, err
+	}
+
 	work, err := os.ReadDir(filepath.Join(w.meta, "work"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("gc: %w", err)
@@ -131,10 +140,10 @@ func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 		return nil, err
 	}
 	for _, d := range work {
-		if keep[d.Name()] {
+		path := w.workPath(d.Name())
+		if keep[d.Name()] && !emptyTree(path) {
 			continue
 		}
-		path := w.workPath(d.Name())
 		res.Work++
 		res.WorkBytes += treeSize(path)
 		if !dryRun {
@@ -144,6 +153,89 @@ func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// gcLocks removes the lock files under locks/ that no process holds and
+// returns how many; dry, it only counts them.
+//
+// Removing one is safe because of the workspace lock that GC holds
+// exclusively. A run opens and locks locks/<key> only while it holds the
+// workspace lock shared (Run, then runStage), so none is between opening
+// a lock file and locking it: none can lock the unlinked file while a
+// later run creates a new one under the same name, and both think they
+// hold the key. The one other opener, keyBusy (status), never waits and
+// creates nothing: a probe of the unlinked file says "not busy", which is
+// true. Each file is taken with a non-blocking exclusive flock first and
+// removed only while held, so one that some process does hold stays.
+// A dry run holds no workspace lock, so it only probes, as status does.
+func (w *Workspace) gcLocks(dryRun bool) (int, error) {
+	dir := filepath.Join(w.meta, "locks")
+	locks, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("gc: %w", err)
+	}
+	n := 0
+	for _, d := range locks {
+		if !d.Type().IsRegular() {
+			continue // not a lock file: not ours to remove
+		}
+		if dryRun {
+			if !w.keyBusy(d.Name()) {
+				n++
+			}
+			continue
+		}
+		removed, err := removeIfFree(filepath.Join(dir, d.Name()))
+		if err != nil {
+			return n, err
+		}
+		if removed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// removeIfFree removes the lock file at path unless a process holds it,
+// and reports whether it did.
+func removeIfFree(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("gc: %w", err)
+	}
+	defer f.Close() // closing releases the lock, after the unlink
+
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("gc: lock %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("gc: remove %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// emptyTree reports whether path is a folder with no file anywhere under
+// it, only folders if any. What cannot be read counts as not empty.
+func emptyTree(path string) bool {
+	empty := true
+	err := filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			empty = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return err == nil && empty
 }
 
 // resumableKeys are the keys of the latest attempt of each stage of each

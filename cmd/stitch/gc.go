@@ -12,7 +12,8 @@ var cmdGC = &command{
 	name: "gc",
 	args: "[--dry-run]",
 	summary: "Remove objects that no stage's last recorded run references, " +
-		"their cache entries, leftovers of interrupted writes and checkpoints no rerun would resume.",
+		"their cache entries, leftovers of interrupted writes, checkpoints no rerun would resume " +
+		"and lock files no process holds.",
 	example: `stitch gc --dry-run   # list what would go
 stitch gc`,
 	setup: func(fs *flag.FlagSet) runFunc {
@@ -41,8 +42,8 @@ stitch gc`,
 				}
 			}
 			fmt.Fprintf(e.stdout, "%s %d objects (%d bytes), %d cache entries, %d temporary files, "+
-				"%d abandoned work folders (%d bytes)\n",
-				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps, res.Work, res.WorkBytes)
+				"%d abandoned work folders (%d bytes), %d unused lock files\n",
+				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps, res.Work, res.WorkBytes, res.Locks)
 			return nil
 		}
 	},
