@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -180,7 +181,17 @@ func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 		l.errs = append(l.errs, &SpecError{Pos: Pos{File: l.file}, Msg: "empty pipeline file"})
 		return nil
 	}
+	var second yaml.Node
+	if dec := yaml.NewDecoder(bytes.NewReader(data)); dec.Decode(&yaml.Node{}) == nil && dec.Decode(&second) == nil &&
+		len(second.Content) > 0 && !isNull(second.Content[0]) {
+		l.errorf(&second, "a second YAML document (after ---): a pipeline file holds one; "+
+			"put other pipelines in their own files")
+		return nil
+	}
 	root := l.expand(doc.Content[0])
+	if l.budget <= 0 {
+		return nil // the alias limit: what follows would be errors about the cut tree
+	}
 	if root.Kind != yaml.MappingNode {
 		l.errorf(root, "a pipeline is a mapping with name, params and stages; got %s", describe(root))
 		return nil

@@ -564,3 +564,41 @@ func TestLoadUnreadableFile(t *testing.T) {
 		}
 	}
 }
+
+// A file cut off at the alias limit reports that alone, not the errors
+// of the cut tree; a second YAML document is an error, not ignored.
+func TestWholeFileErrors(t *testing.T) {
+	reg, _ := registry(t)
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i, prev := 1, "a"; i < 8; i++ {
+		name := string(rune('a' + i))
+		laughs += name + ": &" + name + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
+		prev = name
+	}
+	tests := []struct{ name, src, want string }{
+		{"alias limit", "params:\n" + indent(laughs) + "stages: {}\n", "file expands to more than 1048576 nodes through aliases"},
+		{"second document", "stages:\n  a: {uses: source}\n---\nstages:\n  b: {uses: source}\n",
+			"p.yaml:3:1: a second YAML document (after ---): a pipeline file holds one"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pipeline.Parse("p.yaml", []byte(tc.src), reg, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if n := strings.Count(strings.TrimSpace(err.Error()), "\n"); n > 0 {
+				t.Errorf("%d more lines after the error:\n%v", n, err)
+			}
+		})
+	}
+	for _, src := range []string{"stages:\n  a: {uses: source}\n---\n", "stages:\n  a: {uses: source}\n...\n"} {
+		if _, err := pipeline.Parse("p.yaml", []byte(src), reg, nil); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
