@@ -65,13 +65,13 @@ func prepare(ctx context.Context, s *Stage, fp *fingerprinter) (stageKeyInputs, 
 	}
 	paths, err := er.Externals(s.Params)
 	if err != nil {
-		return out, fmt.Errorf("stage %s: externals: %w", s.Name, err)
+		return out, err // the engine and status name the stage
 	}
 	slices.Sort(paths)
 	for _, p := range slices.Compact(paths) {
 		sum, err := fp.fingerprint(ctx, p)
 		if err != nil {
-			return out, fmt.Errorf("stage %s: %w", s.Name, err)
+			return out, err
 		}
 		out.externals[p] = sum
 	}

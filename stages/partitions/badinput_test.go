@@ -718,3 +718,21 @@ func TestCSVAbsoluteFile(t *testing.T) {
 		t.Errorf("externals %v (%v), want %s among them", paths, err, p.CSV.File)
 	}
 }
+
+// A root that is missing or a file says so, before any list file is
+// looked for.
+func TestMissingRoot(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for root, want := range map[string]string{
+		"/nonexistent/data": "root /nonexistent/data: no such file or directory",
+		file:                "root " + file + ": not a folder",
+	} {
+		_, err := (kind{}).Externals(&Params{Root: root, Layout: "coarse"})
+		if err == nil || err.Error() != want {
+			t.Errorf("root %s: error %v, want %q", root, err, want)
+		}
+	}
+}
