@@ -89,6 +89,11 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 	if err != nil {
 		return nil, "", err
 	}
+	if pipe != "" {
+		if err := checkPipeline(recs, pipe); err != nil {
+			return nil, "", err
+		}
+	}
 	var known []string
 	var found []*pipeline.StageRecord
 	var output string
@@ -115,7 +120,15 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 			return nil, "", usagef("%s names a matrix stage: name one of its variants, %s",
 				arg, strings.Join(variants, ", "))
 		}
-		return nil, "", usagef("no recorded run of stage %q in this workspace%s", arg, suggest.Hint(arg, known))
+		what, where := "stage", ""
+		if strings.Contains(arg, ".") {
+			what = "stage or output"
+		}
+		if pipe != "" {
+			where = fmt.Sprintf(" of pipeline %q", pipe)
+		}
+		return nil, "", usagef("no recorded run%s has a %s %q in this workspace%s",
+			where, what, arg, suggest.Hint(arg, known))
 	case 1:
 		return found[0], output, nil
 	}
@@ -123,8 +136,33 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 	for _, r := range found {
 		pipes = append(pipes, r.Pipeline)
 	}
-	return nil, "", usagef("stage %q is in several pipelines (%s): pick one with --pipeline",
-		arg, strings.Join(pipes, ", "))
+	// arg may be STAGE.OUTPUT: it is the stage that the pipelines share.
+	subject := fmt.Sprintf("stage %q", found[0].Stage)
+	if output != "" {
+		subject = fmt.Sprintf("%s: its %s", arg, subject)
+	}
+	return nil, "", usagef("%s is in several pipelines (%s): pick one with --pipeline",
+		subject, strings.Join(pipes, ", "))
+}
+
+// checkPipeline reports, as a usage error, a --pipeline that names no
+// pipeline with recorded runs, listing those that have some.
+func checkPipeline(recs []*pipeline.StageRecord, pipe string) error {
+	var names []string
+	for _, r := range recs {
+		if r.Pipeline == pipe {
+			return nil
+		}
+		if !slices.Contains(names, r.Pipeline) {
+			names = append(names, r.Pipeline)
+		}
+	}
+	if len(names) == 0 {
+		return usagef("--pipeline %s: no pipeline has recorded runs in this workspace", pipe)
+	}
+	slices.Sort(names)
+	return usagef("--pipeline %s: no pipeline of that name has recorded runs in this workspace%s; "+
+		"those that have: %s", pipe, suggest.Hint(pipe, names), strings.Join(names, ", "))
 }
 
 // matrixVariants returns, for arg "base" or "base.output" where base is

@@ -53,3 +53,33 @@ func TestShowCSVPrintsEveryRow(t *testing.T) {
 		}
 	}
 }
+
+// TestShowPipelineErrors: an unknown --pipeline is named as such, with
+// the pipelines that have runs (it read "no recorded run of stage"), and
+// STAGE.OUTPUT in two pipelines calls the stage part a stage.
+func TestShowPipelineErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"one", "two"} {
+		pipe := filepath.Join(dir, name+".yaml")
+		write(t, pipe, "name: "+name+"\nstages: {split: {uses: source}}")
+		if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+			t.Fatalf("run %s: exit %d\n%s", name, code, errOut)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"split.out", "--pipeline", "nosuch"}, "--pipeline nosuch: no pipeline of that name has " +
+			"recorded runs in this workspace; those that have: one, two"},
+		{[]string{"split.out", "--pipeline", "ones"}, `(did you mean "one"?)`},
+		{[]string{"split.out"}, `split.out: its stage "split" is in several pipelines (one, two)`},
+		{[]string{"split"}, `stage "split" is in several pipelines (one, two)`},
+		{[]string{"spilt.out", "--pipeline", "one"}, `no recorded run of pipeline "one" has a stage or output "spilt.out"`},
+	} {
+		code, _, errOut := stitch(t, t.Context(), dir, append([]string{"show"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("show %v: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut, exitUsage, c.want)
+		}
+	}
+}
