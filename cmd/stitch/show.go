@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 				if i > 0 && !*asCSV {
 					fmt.Fprintln(e.stdout)
 				}
-				if err := showArtifact(e.stdout, w.Store(), rec, name, *rows, *asCSV); err != nil {
+				if err := showArtifact(e.stdout, w, rec, name, *rows, *asCSV); err != nil {
 					return err
 				}
 			}
@@ -193,16 +194,13 @@ func sortedOutputs(m map[string]artifacts.ID) []string {
 	return names
 }
 
-func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord, name string,
+func showArtifact(out io.Writer, w *pipeline.Workspace, rec *pipeline.StageRecord, name string,
 	rows int, asCSV bool,
 ) error {
 	id := rec.Outputs[name]
-	if st == nil {
-		return fmt.Errorf("show %s.%s: %w", rec.Stage, name, artifacts.ErrNotFound)
-	}
-	data, err := st.Get(id)
+	data, err := readOutput(w, rec, name)
 	if err != nil {
-		return fmt.Errorf("show %s.%s: %w", rec.Stage, name, err)
+		return err
 	}
 	table, err := artifacts.ReadTable(data)
 	if err != nil {
@@ -246,6 +244,46 @@ func showArtifact(out io.Writer, st *artifacts.Store, rec *pipeline.StageRecord,
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// readOutput returns the bytes of output name of rec. An object that is
+// gone (a corrupt one is discarded when read, by predict or run) or
+// corrupt is an error that says how to get it back.
+func readOutput(w *pipeline.Workspace, rec *pipeline.StageRecord, name string) ([]byte, error) {
+	id := rec.Outputs[name]
+	st := w.Store()
+	if st == nil {
+		return nil, fmt.Errorf("show %s.%s: object %s: %w; it is gone from the store, and %s recomputes it",
+			rec.Stage, name, id.Short(), artifacts.ErrNotFound, rerunCommand(w, rec))
+	}
+	data, err := st.Get(id)
+	switch {
+	case errors.Is(err, artifacts.ErrNotFound):
+		return nil, fmt.Errorf("show %s.%s: %w; it is gone from the store (a corrupt object is discarded "+
+			"when read), and %s recomputes it", rec.Stage, name, err, rerunCommand(w, rec))
+	case errors.Is(err, artifacts.ErrCorrupt):
+		return nil, fmt.Errorf("show %s.%s: %w; %s discards and recomputes it",
+			rec.Stage, name, err, rerunCommand(w, rec))
+	case err != nil:
+		return nil, fmt.Errorf("show %s.%s: %w", rec.Stage, name, err)
+	}
+	return data, nil
+}
+
+// rerunCommand names the command that recomputes the outputs of rec: a
+// run of the file its pipeline was last run from.
+func rerunCommand(w *pipeline.Workspace, rec *pipeline.StageRecord) string {
+	runs, err := w.RunRecords()
+	if err != nil {
+		// Only the hint is lost: the error being reported matters more.
+		return fmt.Sprintf("a `stitch run` of pipeline %s", rec.Pipeline)
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		if r := runs[i]; r.Pipeline == rec.Pipeline && r.File != "" {
+			return fmt.Sprintf("`stitch run %s`", r.File)
+		}
+	}
+	return fmt.Sprintf("a `stitch run` of pipeline %s", rec.Pipeline)
 }
 
 // firstRows renders the first n rows as strings; long cells are cut when

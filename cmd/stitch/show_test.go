@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,5 +82,35 @@ func TestShowPipelineErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("show %v: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut, exitUsage, c.want)
 		}
+	}
+}
+
+// TestShowDiscardedObject: an output whose object is gone (predict
+// discards a corrupt one) is said to be gone, with the run that
+// recomputes it (it read only "artifact not found"); that run does.
+func TestShowDiscardedObject(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "p.yaml")
+	write(t, pipe, "stages: {a: {uses: source}}")
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, errOut)
+	}
+	_, path, _ := stitch(t, t.Context(), dir, "show", "a.out", "--path")
+	if err := os.Remove(strings.TrimSpace(path)); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, errOut := stitch(t, t.Context(), dir, "show", "a.out")
+	want := "artifact not found; it is gone from the store (a corrupt object is discarded when read), " +
+		"and `stitch run " + pipe + "` recomputes it"
+	if code != exitFailed || !strings.Contains(errOut, want) {
+		t.Errorf("show a.out, object removed: exit %d, stderr %q; want %q", code, errOut, want)
+	}
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("rerun: exit %d\n%s", code, errOut)
+	}
+	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
+		!strings.Contains(out, "schema:") {
+		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 }
