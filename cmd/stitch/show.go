@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -19,17 +24,20 @@ import (
 )
 
 var cmdShow = &command{
-	name:    "show",
-	args:    "STAGE[.OUTPUT] [--rows N] [--csv] [--path] [--pipeline NAME]",
-	summary: "Print the schema, row count and first rows of a stage's output from its last run.",
+	name: "show",
+	args: "STAGE[.OUTPUT] [--rows N] [--csv] [--path] [--pipeline NAME]",
+	summary: "Print a stage's output from its last run: a table's schema, row count and first rows; " +
+		"a text file (a report's csv or markdown) whole.",
 	example: `stitch show split.train --rows 5
 stitch show 'train[vgg16,0.6].history' --csv > history.csv
 python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.train --path)').read_pandas())"`,
 	setup: func(fs *flag.FlagSet) runFunc {
-		rows := fs.Int("rows", 10, "print the first `N` rows (0: none, -1: all; with --csv, all unless given)")
-		asCSV := fs.Bool("csv", false, "print every row as CSV (header included) and nothing else")
-		asPath := fs.Bool("path", false, "print the path of the Arrow IPC file in the store, for pandas, "+
-			"polars or DuckDB, and nothing else")
+		rows := fs.Int("rows", 10, "print the first `N` rows of a table (0: none, -1: all; with --csv, "+
+			"all unless given); 0 prints no text file either")
+		asCSV := fs.Bool("csv", false, "print every row as CSV (header included) and nothing else; "+
+			"a CSV file output as it is")
+		asPath := fs.Bool("path", false, "print the path of the output's file in the store (a table's is "+
+			"an Arrow IPC file, for pandas, polars or DuckDB) and nothing else")
 		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have the stage")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
@@ -62,11 +70,20 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 				}
 				return nil
 			}
+			if *asCSV && len(names) > 1 {
+				return usagef("--csv prints one output, and stage %s has %d: name one, as in %s.%s",
+					rec.Stage, len(names), rec.Stage, names[0])
+			}
+			reg, err := e.registry()
+			if err != nil {
+				return err
+			}
 			for i, name := range names {
 				if i > 0 && !*asCSV {
 					fmt.Fprintln(e.stdout)
 				}
-				if err := showArtifact(e.stdout, w, rec, name, *rows, *asCSV); err != nil {
+				s := shown{w: w, rec: rec, name: name, kind: outputKind(reg, rec, name)}
+				if err := s.print(e.stdout, *rows, *asCSV); err != nil {
 					return err
 				}
 			}
@@ -194,21 +211,29 @@ func sortedOutputs(m map[string]artifacts.ID) []string {
 	return names
 }
 
-func showArtifact(out io.Writer, w *pipeline.Workspace, rec *pipeline.StageRecord, name string,
-	rows int, asCSV bool,
-) error {
-	id := rec.Outputs[name]
-	data, err := readOutput(w, rec, name)
+// shown is one output of a recorded stage run, as show prints it.
+type shown struct {
+	w    *pipeline.Workspace
+	rec  *pipeline.StageRecord
+	name string
+	// kind is the artifact kind its stage kind declares for it, or "".
+	kind string
+}
+
+// print writes the output: for an Arrow table its schema, row count and
+// first rows (or the rows as CSV), for any other file its content when
+// it is text; see showFile.
+func (s *shown) print(out io.Writer, rows int, asCSV bool) error {
+	data, err := readOutput(s.w, s.rec, s.name)
 	if err != nil {
 		return err
 	}
+	if !isArrowFile(data) {
+		return s.showFile(out, data, rows, asCSV)
+	}
 	table, err := artifacts.ReadTable(data)
 	if err != nil {
-		if asCSV {
-			return fmt.Errorf("show %s.%s: %w", rec.Stage, name, err)
-		}
-		fmt.Fprintf(out, "%s.%s  object %s  %d bytes, not an Arrow file\n", rec.Stage, name, id, len(data))
-		return nil
+		return fmt.Errorf("show %s.%s: %w", s.rec.Stage, s.name, err)
 	}
 	defer table.Release()
 	if rows < 0 || int64(rows) > table.NumRows() {
@@ -228,8 +253,7 @@ func showArtifact(out io.Writer, w *pipeline.Workspace, rec *pipeline.StageRecor
 		return cw.Error()
 	}
 
-	fmt.Fprintf(out, "%s.%s  object %s  kind %s  current since %s\n", rec.Stage, name, id.Short(),
-		orDash(artifacts.KindOf(schema)), rec.Time.Local().Format("2006-01-02 15:04:05"))
+	s.header(out, cmp.Or(artifacts.KindOf(schema), s.kind))
 	fmt.Fprintln(out, "schema:")
 	for _, f := range schema.Fields() {
 		fmt.Fprintf(out, "  %s: %s\n", f.Name, f.Type)
@@ -244,6 +268,107 @@ func showArtifact(out io.Writer, w *pipeline.Workspace, rec *pipeline.StageRecor
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// header writes the line that starts every output shown.
+func (s *shown) header(out io.Writer, kind string) {
+	fmt.Fprintf(out, "%s.%s  object %s  kind %s  current since %s\n", s.rec.Stage, s.name,
+		s.rec.Outputs[s.name].Short(), orDash(kind), s.rec.Time.Local().Format("2006-01-02 15:04:05"))
+}
+
+// showFile prints an output that is not an Arrow table, such as
+// tabulate's csv, markdown and html: the header, then a text's content
+// whole (--rows 0: none of it). HTML and binary files are only named,
+// for a browser or another tool to open. With --csv a CSV file is
+// printed as it is, and anything else refused.
+func (s *shown) showFile(out io.Writer, data []byte, rows int, asCSV bool) error {
+	format := fileFormat(s.name, data)
+	if asCSV {
+		if format != "csv" {
+			return usagef("%s.%s --csv: the output is %s, not a table or CSV; "+
+				"drop --csv to print it", s.rec.Stage, s.name, format)
+		}
+		_, err := out.Write(data)
+		return err
+	}
+
+	s.header(out, s.kind)
+	switch {
+	case format == "html" || format == "binary":
+		fmt.Fprintf(out, "%s, %d bytes, not printed; open %s\n", format, len(data), s.file(data))
+		return nil
+	case rows == 0:
+		fmt.Fprintf(out, "%s, %d bytes\n", format, len(data))
+		return nil
+	}
+	fmt.Fprintf(out, "%s, %d bytes:\n", format, len(data))
+	if _, err := out.Write(data); err != nil {
+		return err
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		_, err := fmt.Fprintln(out)
+		return err
+	}
+	return nil
+}
+
+// file returns where a person can open the output: the copy `stitch
+// run` exported for its report (report.html opens in a browser, the
+// object file has no extension) when one holds the same bytes, else the
+// object in the store.
+func (s *shown) file(data []byte) string {
+	dir := s.w.ExportDir(s.rec.Pipeline, s.rec.Stage)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		entries = nil // no export: the object is the file
+	}
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		if info, err := e.Info(); err != nil || !info.Mode().IsRegular() || info.Size() != int64(len(data)) {
+			continue
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, data) {
+			return path
+		}
+	}
+	return s.w.Store().Path(s.rec.Outputs[s.name])
+}
+
+// isArrowFile reports whether data starts as an Arrow IPC file does.
+func isArrowFile(data []byte) bool { return bytes.HasPrefix(data, []byte("ARROW1")) }
+
+// fileFormat names what a non-Arrow output holds: its name when that is
+// a format (tabulate's outputs are csv, markdown and html), else html,
+// text or binary, from its bytes.
+func fileFormat(name string, data []byte) string {
+	switch name {
+	case "csv", "markdown", "html", "json":
+		return name
+	}
+	start := strings.ToLower(string(data[:min(len(data), 512)]))
+	start = strings.TrimSpace(start)
+	switch {
+	case strings.HasPrefix(start, "<!doctype html") || strings.HasPrefix(start, "<html"):
+		return "html"
+	case utf8.Valid(data) && !bytes.ContainsRune(data, 0):
+		return "text"
+	}
+	return "binary"
+}
+
+// outputKind is the artifact kind that the stage kind of rec declares
+// for output name, or "" for a kind this binary does not have.
+func outputKind(reg *pipeline.Registry, rec *pipeline.StageRecord, name string) string {
+	k, ok := reg.Lookup(rec.Kind)
+	if !ok {
+		return ""
+	}
+	for _, p := range k.Outputs() {
+		if p.Name == name {
+			return p.Kind
+		}
+	}
+	return ""
 }
 
 // readOutput returns the bytes of output name of rec. An object that is

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"stitch/artifacts"
+	"stitch/internal/testkinds"
+	"stitch/pipeline"
 )
 
 func TestMatrixVariants(t *testing.T) {
@@ -52,6 +59,108 @@ func TestShowCSVPrintsEveryRow(t *testing.T) {
 		if got := strings.Count(out, "\n"); code != exitOK || got != c.lines {
 			t.Errorf("stitch %v: exit %d, %d lines, want %d\n%s", c.args, code, got, c.lines, errOut)
 		}
+	}
+}
+
+// reportKind stores its outputs as tabulate does, as plain files (CSV,
+// Markdown, HTML) rather than Arrow tables, and exports the HTML.
+type reportKind struct{}
+
+var reportFiles = map[string]string{
+	"csv":      "name,recall\nA,0.5\nB,0.25\n",
+	"markdown": "| name | recall |\n|---|---|\n| A | 0.5 |\n",
+	"html":     "<!DOCTYPE html>\n<html><body><p>A 0.5</p></body></html>\n",
+}
+
+func (reportKind) Name() string    { return "report" }
+func (reportKind) Version() string { return "1" }
+func (reportKind) Inputs() []pipeline.Port {
+	return nil
+}
+
+func (reportKind) Outputs() []pipeline.Port {
+	return []pipeline.Port{
+		{Name: "csv", Kind: artifacts.KindReport},
+		{Name: "markdown", Kind: artifacts.KindReport},
+		{Name: "html", Kind: artifacts.KindReport},
+	}
+}
+func (reportKind) NewParams() any { return &struct{}{} }
+
+func (reportKind) Run(_ context.Context, run pipeline.Run, _ any) error {
+	for name, data := range reportFiles {
+		id, err := run.Store().Put([]byte(data))
+		if err != nil {
+			return err
+		}
+		run.SetOutput(name, id)
+	}
+	return nil
+}
+
+func (reportKind) Report(_ context.Context, env pipeline.ReportEnv) error {
+	return os.WriteFile(filepath.Join(env.ExportDir, "report.html"), []byte(reportFiles["html"]), 0o644)
+}
+
+// stitchReports is stitch with reportKind besides the test kinds.
+func stitchReports(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args = append([]string{args[0], "--workspace", dir, "-q"}, args[1:]...)
+	code = runMain(t.Context(), args, &out, &errb, append(testkinds.All(nil), reportKind{}))
+	return code, out.String(), errb.String()
+}
+
+// TestShowFileOutputs: show prints a report's CSV and Markdown outputs
+// under the header a table gets, names the HTML file to open, and --csv
+// prints a CSV output as it is (it failed: "not an Arrow file").
+func TestShowFileOutputs(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "m1.yaml")
+	write(t, pipe, "name: m1\nstages: {compare: {uses: report}}")
+	if code, _, errOut := stitchReports(t, dir, "run", pipe); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, errOut)
+	}
+
+	code, out, errOut := stitchReports(t, dir, "show", "compare.csv", "--pipeline", "m1", "--csv")
+	if code != exitOK || out != reportFiles["csv"] {
+		t.Errorf("show compare.csv --csv: exit %d, stdout %q, stderr %q; want the CSV as stored",
+			code, out, errOut)
+	}
+	header := regexp.MustCompile(`^compare\.(\w+)  object [0-9a-f]{12}  kind report  ` +
+		`current since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n`)
+	for _, name := range []string{"csv", "markdown"} {
+		code, out, errOut := stitchReports(t, dir, "show", "compare."+name)
+		data := reportFiles[name]
+		want := fmt.Sprintf("%s, %d bytes:\n%s", name, len(data), data)
+		if code != exitOK || !header.MatchString(out) || !strings.HasSuffix(out, "\n"+want) {
+			t.Errorf("show compare.%s: exit %d, stderr %q, stdout:\n%s\nwant the header, then\n%s",
+				name, code, errOut, out, want)
+		}
+	}
+	code, out, errOut = stitchReports(t, dir, "show", "compare.html")
+	exported := filepath.Join(dir, "stitch-out", "m1", "compare", "report.html")
+	if want := "not printed; open " + exported + "\n"; code != exitOK || !header.MatchString(out) ||
+		!strings.HasSuffix(out, want) {
+		t.Errorf("show compare.html: exit %d, stderr %q, stdout:\n%s\nwant the header, then %q",
+			code, errOut, out, want)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"compare.markdown", "--csv"}, "the output is markdown, not a table or CSV; drop --csv"},
+		{[]string{"compare", "--csv"}, "--csv prints one output, and stage compare has 3"},
+	} {
+		code, _, errOut := stitchReports(t, dir, append([]string{"show"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("show %v: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut, exitUsage, c.want)
+		}
+	}
+	code, out, _ = stitchReports(t, dir, "show", "compare", "--rows", "0")
+	if code != exitOK || strings.Contains(out, "| A |") || !strings.Contains(out, "markdown, ") {
+		t.Errorf("show compare --rows 0: exit %d; want the headers and sizes only:\n%s", code, out)
 	}
 }
 
