@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
@@ -63,12 +64,32 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			if err != nil {
 				return err
 			}
+			write := predict.WriteText
 			if *asJSON {
-				return predict.WriteJSON(e.stdout, results)
+				write = predict.WriteJSON
 			}
-			return predict.WriteText(e.stdout, results)
+			if err := write(e.stdout, results); err != nil {
+				return err
+			}
+			return unreadable(e, results)
 		}
 	},
+}
+
+// unreadable reports on stderr each image that could not be scored, and
+// returns an error when there was one, once the others' results are out.
+func unreadable(e *env, results []predict.ImageScores) error {
+	failed := 0
+	for _, r := range results {
+		if r.Error != "" {
+			failed++
+			fmt.Fprintf(e.stderr, "stitch predict: %s\n", r.Error)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d images could not be read", failed, len(results))
+	}
+	return nil
 }
 
 // resolveModel turns STAGE or STAGE.OUTPUT of a recorded run (of pipeline

@@ -22,30 +22,8 @@ import (
 // head: the text names the top categories above the attribute types, and
 // --json carries them.
 func TestPredictCategories(t *testing.T) {
-	testenv.RequireORT(t)
 	dir := t.TempDir()
-	backbone, err := zoo.Build("smallcnn", zoo.Options{Width: 0.125, InputSize: 32, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, info, err := head.Attach(backbone, head.Spec{Outputs: 3, Categories: 2, Seed: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := info.Meta
-	meta.Attributes = []artifacts.Attribute{
-		{Index: 0, Name: "floral", Type: 1, TypeName: "texture"},
-		{Index: 1, Name: "denim", Type: 2, TypeName: "fabric"},
-		{Index: 2, Name: "striped", Type: 1, TypeName: "texture"},
-	}
-	meta.Categories = []artifacts.Category{{ID: 7, Name: "Dress"}, {ID: 2, Name: "Tee"}}
-	if err := head.WriteMeta(m, meta); err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(dir, "model.onnx")
-	if err := graph.Write(model, m); err != nil {
-		t.Fatal(err)
-	}
+	model := writeTestModel(t, dir)
 	photo := filepath.Join(dir, "photo.png")
 	writeTestPNG(t, photo)
 
@@ -78,6 +56,72 @@ func TestPredictCategories(t *testing.T) {
 	if sum < 0.999 || sum > 1.001 {
 		t.Errorf("category probabilities sum to %v, want 1", sum)
 	}
+}
+
+// TestPredictUnreadableImage: among readable images, one that cannot be
+// decoded is reported on stderr by name and fails the command at the end,
+// after the others' results (only its error was printed); --json lists it
+// with its error.
+func TestPredictUnreadableImage(t *testing.T) {
+	dir := t.TempDir()
+	model := writeTestModel(t, dir)
+	good, good2, garbage := filepath.Join(dir, "good.png"), filepath.Join(dir, "good2.png"),
+		filepath.Join(dir, "garbage.jpg")
+	writeTestPNG(t, good)
+	writeTestPNG(t, good2)
+	write(t, garbage, "not a JPEG")
+
+	code, out, stderr := stitch(t, t.Context(), dir, "predict", "--model", model, good, garbage, good2)
+	if code != exitFailed || !strings.HasPrefix(out, good+"\n") || !strings.Contains(out, "\n"+good2+"\n") ||
+		strings.Contains(out, garbage) {
+		t.Errorf("predict with an unreadable image: exit %d, stdout:\n%s\nwant exit %d and both good images",
+			code, out, exitFailed)
+	}
+	want := "stitch predict: 1 of 3 images could not be read\n"
+	if !strings.HasPrefix(stderr, "stitch predict: ") || !strings.Contains(stderr, garbage) ||
+		!strings.HasSuffix(stderr, want) {
+		t.Errorf("stderr %q: want the unreadable image named, then %q", stderr, want)
+	}
+
+	code, out, _ = stitch(t, t.Context(), dir, "predict", "--model", model, "--json", good, garbage, good2)
+	var results []predict.ImageScores
+	if err := json.Unmarshal([]byte(out), &results); err != nil || code != exitFailed {
+		t.Fatalf("predict --json: exit %d, %v\n%s", code, err, out)
+	}
+	if len(results) != 3 || len(results[0].Types) == 0 || len(results[2].Types) == 0 ||
+		!strings.Contains(results[1].Error, garbage) || results[1].Types != nil {
+		t.Errorf("predict --json = %+v, want the good images scored and the garbage one's error", results)
+	}
+}
+
+// writeTestModel writes a tiny model with three attributes of two types
+// and a category head into dir, and returns its path.
+func writeTestModel(t *testing.T, dir string) string {
+	t.Helper()
+	testenv.RequireORT(t)
+	backbone, err := zoo.Build("smallcnn", zoo.Options{Width: 0.125, InputSize: 32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, info, err := head.Attach(backbone, head.Spec{Outputs: 3, Categories: 2, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := info.Meta
+	meta.Attributes = []artifacts.Attribute{
+		{Index: 0, Name: "floral", Type: 1, TypeName: "texture"},
+		{Index: 1, Name: "denim", Type: 2, TypeName: "fabric"},
+		{Index: 2, Name: "striped", Type: 1, TypeName: "texture"},
+	}
+	meta.Categories = []artifacts.Category{{ID: 7, Name: "Dress"}, {ID: 2, Name: "Tee"}}
+	if err := head.WriteMeta(m, meta); err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "model.onnx")
+	if err := graph.Write(model, m); err != nil {
+		t.Fatal(err)
+	}
+	return model
 }
 
 func writeTestPNG(t *testing.T, path string) {

@@ -61,16 +61,21 @@ type CategoryScore struct {
 
 // ImageScores are the results for one image: its most probable
 // categories (when the model has a category head), then the types in id
-// order.
+// order; or, for an image that could not be read, why.
 type ImageScores struct {
-	Image      string          `json:"image"`
+	Image string `json:"image"`
+	// Error says why the image could not be read or scored, naming the
+	// file; such an image has no scores.
+	Error      string          `json:"error,omitempty"`
 	Categories []CategoryScore `json:"categories,omitempty"`
-	Types      []TypeScores    `json:"types"`
+	Types      []TypeScores    `json:"types,omitempty"`
 }
 
-// ForPeople scores opts.Images with opts.Model and returns, per image,
-// the opts.Top most probable attributes of each type and, for a model
-// with a category head, the opts.Top most probable categories.
+// ForPeople scores opts.Images with opts.Model and returns, per image in
+// order, the opts.Top most probable attributes of each type and, for a
+// model with a category head, the opts.Top most probable categories. An
+// image that cannot be read gets its Error instead, and the others are
+// scored all the same: the error returned is about the model or the run.
 func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	if len(opts.Images) == 0 {
 		return nil, errors.New("predict: no images given")
@@ -92,23 +97,34 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	}
 	defer pred.Close()
 
+	// An unreadable image is recorded and scored as zeros, whose scores
+	// are dropped, so that it costs the other images nothing. Each fill
+	// writes its own index.
+	failed := make([]error, len(opts.Images))
 	fill := func(_ context.Context, i int, dst []float32) error {
-		img, err := pixels.Load(opts.Images[i])
-		if err != nil {
-			return err
+		img, err := pixels.Load(opts.Images[i]) // its errors name the file
+		if err == nil {
+			if err = toTensor(dst, img, model.Meta); err != nil {
+				err = fmt.Errorf("image %s: %w", opts.Images[i], err)
+			}
 		}
-		if err := toTensor(dst, img, model.Meta); err != nil {
-			return fmt.Errorf("image %s: %w", opts.Images[i], err)
+		if err != nil {
+			failed[i] = err
+			clear(dst)
 		}
 		return nil
 	}
 	scores, err := pred.Predict(ctx, len(opts.Images), fill, nil)
 	if err != nil {
-		return nil, err // names the image
+		return nil, err
 	}
 	attrs := attributes(model.Meta, pred.NumOutputs())
 	out := make([]ImageScores, len(opts.Images))
 	for i, path := range opts.Images {
+		if failed[i] != nil {
+			out[i] = ImageScores{Image: path, Error: failed[i].Error()}
+			continue
+		}
 		row := scores.Attributes[i*pred.NumOutputs() : (i+1)*pred.NumOutputs()]
 		out[i] = ImageScores{Image: path, Types: topByType(attrs, row, opts.Top)}
 		if n := pred.NumCategories(); n > 0 {
@@ -228,9 +244,13 @@ func modelFromObject(path string) (*artifacts.Model, error) {
 
 // WriteText prints results for a person: each image, its top categories
 // when there are some, then one line per type with its top attributes.
+// Images with an Error are left out: errors are for the caller to report.
 func WriteText(w io.Writer, results []ImageScores) error {
 	var b strings.Builder
 	for _, r := range results {
+		if r.Error != "" {
+			continue
+		}
 		fmt.Fprintln(&b, r.Image)
 		if len(r.Categories) > 0 {
 			parts := make([]string, len(r.Categories))
@@ -259,7 +279,8 @@ func WriteText(w io.Writer, results []ImageScores) error {
 	return err
 }
 
-// WriteJSON writes results as indented JSON.
+// WriteJSON writes results as indented JSON, an image with an Error
+// as its image and error only.
 func WriteJSON(w io.Writer, results []ImageScores) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

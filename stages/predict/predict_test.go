@@ -428,3 +428,57 @@ func TestWriteTextUntyped(t *testing.T) {
 		t.Errorf("text:\n%q\nwant\n%q", b.String(), want)
 	}
 }
+
+// TestForPeopleUnreadable: an image that cannot be decoded gets an error
+// naming it, and the images around it are scored as they are alone (one
+// such image failed the whole call, losing the others' results).
+func TestForPeopleUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	model := tinyModel(t, 6)
+	onnxPath := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(onnxPath, model.ONNX, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")}
+	writePNG(t, good[0], 50, 70, 0)
+	writePNG(t, good[1], 90, 40, 200)
+	garbage := filepath.Join(dir, "garbage.jpg")
+	if err := os.WriteFile(garbage, []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := predict.Options{Model: onnxPath, Images: []string{good[0], garbage, good[1]}, Top: 2}
+	results, err := predict.ForPeople(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := predict.ForPeople(t.Context(), predict.Options{Model: onnxPath, Images: good, Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 3 || results[1].Image != garbage || !strings.Contains(results[1].Error, garbage) ||
+		results[1].Types != nil {
+		t.Fatalf("results = %+v, want the garbage image second, with an error naming it and no scores", results)
+	}
+	if diff := cmp.Diff(alone, []predict.ImageScores{results[0], results[2]}); diff != "" {
+		t.Errorf("the readable images' results (-alone +beside garbage):\n%s", diff)
+	}
+
+	var text, js bytes.Buffer
+	if err := predict.WriteText(&text, results); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), garbage) || !strings.Contains(text.String(), good[1]+"\n") {
+		t.Errorf("text leaves out the unreadable image only:\n%s", text.String())
+	}
+	if err := predict.WriteJSON(&js, results); err != nil {
+		t.Fatal(err)
+	}
+	var decoded []predict.ImageScores
+	if err := json.Unmarshal(js.Bytes(), &decoded); err != nil || !cmp.Equal(decoded, results) {
+		t.Errorf("JSON round trip: %v\n%s", err, js.String())
+	}
+	if strings.Contains(js.String(), `"types": null`) {
+		t.Errorf("JSON of an unreadable image has empty scores:\n%s", js.String())
+	}
+}
