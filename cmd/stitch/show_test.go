@@ -185,7 +185,8 @@ func TestShowPipelineErrors(t *testing.T) {
 		{[]string{"split.out", "--pipeline", "ones"}, `(did you mean "one"?)`},
 		{[]string{"split.out"}, `split.out: its stage "split" is in several pipelines (one, two)`},
 		{[]string{"split"}, `stage "split" is in several pipelines (one, two)`},
-		{[]string{"spilt.out", "--pipeline", "one"}, `no recorded run of pipeline "one" has a stage or output "spilt.out"`},
+		{[]string{"spilt.out", "--pipeline", "one"},
+			`no recorded run of pipeline "one" has a stage or output "spilt.out"`},
 	} {
 		code, _, errOut := stitch(t, t.Context(), dir, append([]string{"show"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
