@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -279,5 +280,22 @@ func TestCheckWiring(t *testing.T) {
 	}
 	if err := (kind{}).CheckWiring(NewParams(), func(string) bool { return false }); err != nil {
 		t.Errorf("online without samples: %v", err)
+	}
+}
+
+// Online, the settings only materialise reads stay out of the run key;
+// materialise keeps them in.
+func TestOutputNeutral(t *testing.T) {
+	p := NewParams()
+	online := (kind{}).OutputNeutral(p, nil)
+	p.Mode = "materialise"
+	mat := (kind{}).OutputNeutral(p, nil)
+	for _, k := range []string{"copies", "keep_original", "on_bad_image"} {
+		if !slices.Contains(online, k) || slices.Contains(mat, k) {
+			t.Errorf("%s: neutral online %v, materialise %v; want it online only", k, online, mat)
+		}
+	}
+	if !slices.Contains(online, "rescale") || !slices.Contains(mat, "rescale") {
+		t.Errorf("rescale must be neutral in both modes: %v, %v", online, mat)
 	}
 }

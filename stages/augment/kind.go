@@ -148,8 +148,15 @@ func (kind) Version() string { return "2" }
 func (kind) NewParams() any  { return NewParams() }
 
 // OutputNeutral leaves rescale out of the run key: it is accepted for the
-// notebook's settings and changes nothing (see doc.go).
-func (kind) OutputNeutral(any, func(string) bool) []string { return []string{"rescale"} }
+// notebook's settings and changes nothing (see doc.go). Online, the
+// settings only materialise reads (copies, keep_original, on_bad_image)
+// are left out too, so changing them does not make train stale.
+func (kind) OutputNeutral(params any, _ func(string) bool) []string {
+	if params.(*Params).Mode == "online" {
+		return []string{"rescale", "copies", "keep_original", "on_bad_image"}
+	}
+	return []string{"rescale"}
+}
 
 // CheckWiring reports at load time a materialise stage without the
 // samples it would augment.
