@@ -424,6 +424,12 @@ func applyLandmarks(path, name string, idx *imageIndex, attrFile string, ds *Dat
 			return lr.errorf("want image path, clothes type, variation type and 4, 6 or 8 (visibility, x, y) "+
 				"triples, got %d values", len(values))
 		}
+		// DeepFashion's clothes types: 1 upper body (6 landmarks), 2 lower
+		// body (4), 3 full body (8).
+		if clothes := values[len(values)-1]; clothes < 1 || clothes > 3 || []int{6, 4, 8}[clothes-1] != k {
+			return lr.errorf("clothes type %d with %d landmarks, want 1 (upper body) with 6, "+
+				"2 (lower body) with 4 or 3 (full body) with 8", clothes, k)
+		}
 		part, row, err := idx.lookup(lr, rest, attrFile)
 		if err != nil {
 			return err
