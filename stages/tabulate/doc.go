@@ -3,10 +3,11 @@
 //
 // Contracts:
 //   - Input `metrics` takes any number of evaluate outputs; each is one
-//     experiment, named after the stage that produced it, with the part
-//     every name shares cut off ("eval[backbone=vgg16]" and
-//     "eval[backbone=resnet18]" become "vgg16" and "resnet18"). Optional
-//     Many inputs `history` (training histories) and `per_attribute`
+//     experiment, named after the stage that produced it, with the whole
+//     tokens every name shares cut off ("eval[backbone=vgg16]" and
+//     "eval[backbone=resnet18]" become "backbone=vgg16" and
+//     "backbone=resnet18"; "train[0.6]" becomes "0.6"). The optional
+//     list inputs `history` (training histories) and `per_attribute`
 //     (evaluate's per-attribute tables) feed the report's charts; optional
 //     `attributes` helps recognise DeepFashion coarse.
 //   - Output `table` (kind table) has one row per experiment at the chosen

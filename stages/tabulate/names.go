@@ -1,35 +1,31 @@
 package tabulate
 
-import (
-	"strings"
-	"unicode"
-)
+import "strings"
 
-// shortNames cuts the prefix and suffix that all names share, at word
-// boundaries, so experiments read as what differs between them; a matrix
-// value keeps its key (eval[lr=0.1] -> lr=0.1). Names that would become
-// empty or collide are kept whole.
+// shortNames cuts the tokens that all names share at their start and at
+// their end, so experiments read as what differs between them. A name is
+// cut only between whole tokens (see nameTokens): a matrix value stays
+// whole, with its key (eval[lr=0.1] -> lr=0.1, train[0.6] -> 0.6).
+// Names that would become empty or collide are kept whole.
 func shortNames(names []string) []string {
 	if len(names) < 2 {
 		return append([]string(nil), names...)
 	}
-	prefix, suffix := names[0], names[0]
-	for _, n := range names[1:] {
-		prefix = commonPrefix(prefix, n)
-		suffix = reverse(commonPrefix(reverse(suffix), reverse(n)))
+	tokens := make([][]string, len(names))
+	for i, n := range names {
+		tokens[i] = nameTokens(n)
 	}
-	prefix = prefix[:lastBoundary(prefix)]
-	// A value keeps its key: "max_epochs=1" says what "1" alone does not.
-	if seg := strings.LastIndexAny(prefix, "[,") + 1; strings.Contains(prefix[seg:], "=") {
-		prefix = prefix[:seg]
+	pre, suf := len(tokens[0]), len(tokens[0])
+	for _, t := range tokens[1:] {
+		pre = min(pre, sharedPrefix(tokens[0], t))
+		suf = min(suf, sharedSuffix(tokens[0], t))
 	}
-	suffix = suffix[len(suffix)-firstBoundaryFromEnd(suffix):]
 	out := make([]string, len(names))
 	seen := map[string]bool{}
-	for i, n := range names {
-		s := n
-		if len(prefix)+len(suffix) < len(n) {
-			s = n[len(prefix) : len(n)-len(suffix)]
+	for i, t := range tokens {
+		s := names[i]
+		if pre+suf < len(t) {
+			s = strings.TrimRight(strings.Join(t[pre:len(t)-suf], ""), "-_,[")
 		}
 		if s == "" || seen[s] {
 			return append([]string(nil), names...)
@@ -40,42 +36,54 @@ func shortNames(names []string) []string {
 	return out
 }
 
-func commonPrefix(a, b string) string {
+// nameTokens splits a stage name into tokens that end at a separator, the
+// separator included: outside brackets '-' and '_' (eval-vgg16 ->
+// "eval-", "vgg16"), and the brackets of a matrix variant, whose values
+// end at ',' and whose closing ']' is a token of its own
+// (e[32,lr=0.1] -> "e[", "32,", "lr=0.1", "]"). Inside a value nothing
+// separates: "0.6", "-1" and "1e-5" are single tokens.
+func nameTokens(name string) []string {
+	var out []string
+	start, depth := 0, 0
+	cut := func(end int) {
+		if end > start {
+			out = append(out, name[start:end])
+		}
+		start = end
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '[':
+			depth++
+			if depth == 1 {
+				cut(i + 1)
+			}
+		case c == ']':
+			depth--
+			if depth == 0 {
+				cut(i)
+				cut(i + 1)
+			}
+		case c == ',' && depth == 1, (c == '-' || c == '_') && depth == 0:
+			cut(i + 1)
+		}
+	}
+	cut(len(name))
+	return out
+}
+
+func sharedPrefix(a, b []string) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
 		n++
 	}
-	return a[:n]
+	return n
 }
 
-func reverse(s string) string {
-	r := []rune(s)
-	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
-		r[i], r[j] = r[j], r[i]
+func sharedSuffix(a, b []string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[len(a)-1-n] == b[len(b)-1-n] {
+		n++
 	}
-	return string(r)
-}
-
-func isWord(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
-
-// lastBoundary is the length of the longest prefix of p that ends on a
-// separator, so "eval-vgg" against "eval-vit" cuts "eval-" and not "eval-v".
-func lastBoundary(p string) int {
-	for i := len(p); i > 0; i-- {
-		if !isWord(rune(p[i-1])) {
-			return i
-		}
-	}
-	return 0
-}
-
-// firstBoundaryFromEnd is the length of the longest suffix of s that
-// starts with a separator.
-func firstBoundaryFromEnd(s string) int {
-	for i := 0; i < len(s); i++ {
-		if !isWord(rune(s[i])) {
-			return len(s) - i
-		}
-	}
-	return 0
+	return n
 }
