@@ -404,7 +404,14 @@ func (l *loader) expandStage(p *Pipeline, rs *rawStage, raws map[string]*rawStag
 	rs.needNodes = map[*Stage]map[string]*yaml.Node{}
 	params := paramNames(rs.kind)
 	l.matrixFromParams(rs, vars, varNames)
-	for _, own := range l.matrix(rs) {
+	variants := l.matrix(rs)
+	if variants == nil {
+		if l.unmade == nil {
+			l.unmade = map[string]bool{}
+		}
+		l.unmade[rs.name] = true
+	}
+	for _, own := range variants {
 		scope := vars
 		names := varNames
 		if len(own.values) > 0 {
@@ -777,7 +784,9 @@ func (l *loader) resolve(p *Pipeline, s *Stage, n *yaml.Node, in Port) []Ref {
 	} else if vs, ok := p.bases[stageName]; ok {
 		producers = matching(vs, s)
 	} else {
-		l.errorf(n, "stage %s: input %q: no stage %q%s", s.Name, in.Name, stageName, hintFor(stageName, p.names()))
+		if !l.unmade[stageName] {
+			l.errorf(n, "stage %s: input %q: no stage %q%s", s.Name, in.Name, stageName, hintFor(stageName, p.names()))
+		}
 		return nil
 	}
 	if len(producers) == 0 {

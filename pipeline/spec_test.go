@@ -576,6 +576,9 @@ func TestWholeFileErrors(t *testing.T) {
 		prev = name
 	}
 	tests := []struct{ name, src, want string }{
+		{"consumers of a failed matrix", "stages:\n  a: {uses: source, matrix: {value: [x, x]}}\n" +
+			"  j: {uses: join, needs: {in: [a.out]}}\n",
+			`p.yaml:2:41: stage a: matrix key value lists "x" twice`},
 		{"alias limit", "params:\n" + indent(laughs) + "stages: {}\n", "file expands to more than 1048576 nodes through aliases"},
 		{"second document", "stages:\n  a: {uses: source}\n---\nstages:\n  b: {uses: source}\n",
 			"p.yaml:3:1: a second YAML document (after ---): a pipeline file holds one"},

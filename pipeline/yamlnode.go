@@ -20,6 +20,9 @@ type loader struct {
 	budget int
 	active map[*yaml.Node]bool   // alias targets being expanded
 	sets   map[*yaml.Node]string // values given by --set, by the flag's text
+	// unmade are the stages whose variants could not be made (a matrix
+	// error, already reported): references to them say nothing more.
+	unmade map[string]bool
 }
 
 func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
