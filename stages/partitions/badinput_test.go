@@ -740,3 +740,35 @@ func TestMissingRoot(t *testing.T) {
 		}
 	}
 }
+
+// An image spelled two ways (./img/a.jpg, img//a.jpg) is one image: listed
+// in two partitions it is an error, and it is stored in its clean form.
+func TestImageSpellings(t *testing.T) {
+	fine := fineFixture()
+	fine["Anno_fine/test.txt"] = "./img/a.jpg\n"
+	csvFiles := map[string]string{"labels.csv": "image,partition,striped\nimg/a.jpg,train,1\nimg//a.jpg,val,0\n"}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		p     Params
+		want  string
+	}{
+		{"fine", fine, Params{Layout: "fine"},
+			"Anno_fine/test.txt:1: image ./img/a.jpg listed again (first in Anno_fine/train.txt, line 1)"},
+		{"csv", csvFiles, Params{Layout: "csv", CSV: CSVParams{File: "labels.csv"}},
+			"labels.csv:3: image img/a.jpg listed again (first at line 2)"},
+	} {
+		tc.p.Root = writeFiles(t, tc.files)
+		if _, err := Read(t.Context(), &tc.p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	csvFiles["labels.csv"] = "image,partition,striped\n./img//a.jpg,train,1\nimg/b.jpg,val,0\n"
+	ds, err := Read(t.Context(), &Params{Root: writeFiles(t, csvFiles), Layout: "csv", CSV: CSVParams{File: "labels.csv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ds.Partitions[0].Image[0]; got != "img/a.jpg" {
+		t.Errorf("stored as %q, want img/a.jpg", got)
+	}
+}

@@ -105,9 +105,9 @@ func readCSVLayout(ctx context.Context, root string, attrType int, p CSVParams) 
 		if err := lineBreakField(r, rec, p.File); err != nil {
 			return nil, err
 		}
-		image := strings.TrimSpace(rec[cols.image])
-		if image == "" || !filepath.IsLocal(filepath.FromSlash(image)) {
-			return nil, fail("image path %q must be relative to the data root and stay inside it", image)
+		image, ok := imagePath(strings.TrimSpace(rec[cols.image]))
+		if !ok {
+			return nil, fail("image path %q must be relative to the data root and stay inside it", rec[cols.image])
 		}
 		if first, dup := seenAt[image]; dup {
 			return nil, fail("image %s listed again (first at line %d)", image, first)

@@ -2,6 +2,7 @@ package partitions
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 
 	"stitch/artifacts"
@@ -108,18 +109,18 @@ func newImageIndex(file string, capacity int) *imageIndex {
 }
 
 // add registers an image; lr positions the error of a duplicate.
-func (ix *imageIndex) add(lr *lineReader, path []byte, part int) error {
-	if k, dup := ix.byPath[string(path)]; dup {
+func (ix *imageIndex) add(lr *lineReader, raw []byte, part int) error {
+	p, ok := imagePath(string(raw))
+	if !ok {
+		return lr.errorf("image path %q must be relative to the data root and stay inside it", raw)
+	}
+	if k, dup := ix.byPath[p]; dup {
 		if first := ix.partFile[ix.part[k]]; first != "" && first != lr.name {
-			return lr.errorf("image %s listed again (first in %s, line %d)", path, first, ix.line[k])
+			return lr.errorf("image %s listed again (first in %s, line %d)", raw, first, ix.line[k])
 		}
-		return lr.errorf("image %s listed again (first at line %d)", path, ix.line[k])
+		return lr.errorf("image %s listed again (first at line %d)", raw, ix.line[k])
 	}
 	ix.partFile[part] = lr.name
-	p := string(path)
-	if !filepath.IsLocal(filepath.FromSlash(p)) {
-		return lr.errorf("image path %q must be relative to the data root and stay inside it", p)
-	}
 	ix.byPath[p] = int32(len(ix.paths))
 	ix.paths = append(ix.paths, p)
 	ix.part = append(ix.part, int8(part))
@@ -130,10 +131,24 @@ func (ix *imageIndex) add(lr *lineReader, path []byte, part int) error {
 	return nil
 }
 
+// imagePath is an image's path in its one spelling (path.Clean:
+// ./img/a.jpg and img//a.jpg are img/a.jpg), so that an image listed
+// twice is found whatever the spelling; false when the path leaves the
+// data root or names the root itself.
+func imagePath(p string) (string, bool) {
+	c := path.Clean(p)
+	return c, c != "." && filepath.IsLocal(filepath.FromSlash(c))
+}
+
 // lookup finds the partition and row of an image listed in a secondary
 // file (bbox, landmarks, categories).
 func (ix *imageIndex) lookup(lr *lineReader, path []byte, attrFile string) (part, row int, err error) {
 	k, ok := ix.byPath[string(path)]
+	if !ok {
+		if p, valid := imagePath(string(path)); valid {
+			k, ok = ix.byPath[p]
+		}
+	}
 	if !ok {
 		return 0, 0, lr.errorf("image %s is not in %s", path, ix.file)
 	}
