@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -43,14 +44,25 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			if *device < 0 {
 				return usagef("--device %d: want a CUDA device id, 0 or more", *device)
 			}
+			// When no argument is a file, the command line is wrong: say so
+			// before loading the model. One bad path among others is the
+			// others' business no more than an undecodable image is: it is
+			// reported with its error and the rest are scored.
+			var notFile error
+			files := 0
 			for _, path := range args {
 				info, err := os.Stat(path)
 				switch {
 				case errors.Is(err, os.ErrNotExist):
-					return usagef("%s: no such image file", path)
+					notFile = cmp.Or(notFile, usagef("%s: no such image file", path))
 				case err == nil && info.IsDir():
-					return usagef("%s is a folder, not an image", path)
+					notFile = cmp.Or(notFile, usagef("%s is a folder, not an image", path))
+				default:
+					files++
 				}
+			}
+			if files == 0 {
+				return notFile
 			}
 			name, err := resolveModel(e, *model, *pipe)
 			if err != nil {

@@ -94,6 +94,26 @@ func TestPredictUnreadableImage(t *testing.T) {
 	}
 }
 
+// TestPredictMissingAmongOthers: a missing file or a folder among images
+// is reported like an undecodable image (the command used to stop with a
+// usage error and print nothing); only when no argument is a file is it a
+// usage error.
+func TestPredictMissingAmongOthers(t *testing.T) {
+	dir := t.TempDir()
+	model := writeTestModel(t, dir)
+	good, missing, folder := filepath.Join(dir, "good.png"), filepath.Join(dir, "missing.jpg"), t.TempDir()
+	writeTestPNG(t, good)
+
+	code, out, stderr := stitch(t, t.Context(), dir, "predict", "--model", model, missing, good, folder)
+	if code != exitFailed || !strings.HasPrefix(out, good+"\n") {
+		t.Errorf("exit %d, stdout:\n%s\nwant exit %d and the good image scored", code, out, exitFailed)
+	}
+	if !strings.Contains(stderr, missing) || !strings.Contains(stderr, folder) ||
+		!strings.HasSuffix(stderr, "2 of 3 images could not be read\n") {
+		t.Errorf("stderr %q: want the missing file and the folder named", stderr)
+	}
+}
+
 // writeTestModel writes a tiny model with three attributes of two types
 // and a category head into dir, and returns its path.
 func writeTestModel(t *testing.T, dir string) string {
