@@ -734,9 +734,14 @@ func TestMissingRoot(t *testing.T) {
 		"/nonexistent/data": "root /nonexistent/data: no such file or directory",
 		file:                "root " + file + ": not a folder",
 	} {
-		_, err := (kind{}).Externals(&Params{Root: root, Layout: "coarse"})
-		if err == nil || err.Error() != want {
-			t.Errorf("root %s: error %v, want %q", root, err, want)
+		for _, layout := range []string{"coarse", "fine", "csv"} {
+			p := &Params{Root: root, Layout: layout, CSV: CSVParams{File: "labels.csv"}}
+			if _, err := (kind{}).Externals(p); err == nil || err.Error() != want {
+				t.Errorf("%s root %s: externals error %v, want %q", layout, root, err, want)
+			}
+			if _, err := Read(t.Context(), p); err == nil || err.Error() != want {
+				t.Errorf("%s root %s: read error %v, want %q", layout, root, err, want)
+			}
 		}
 	}
 }

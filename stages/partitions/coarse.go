@@ -16,11 +16,6 @@ import (
 // list_attr_img.txt, else Anno_coarse/ (DeepFashion's later releases
 // renamed it).
 func coarseAnnoDir(root string) (string, error) {
-	if st, err := os.Stat(root); err != nil {
-		return "", fmt.Errorf("root %s: %w", root, errors.Unwrap(err))
-	} else if !st.IsDir() {
-		return "", fmt.Errorf("root %s: not a folder", root)
-	}
 	for _, dir := range []string{"Anno", "Anno_coarse"} {
 		if _, err := os.Stat(filepath.Join(root, dir, "list_attr_img.txt")); err == nil {
 			return dir, nil

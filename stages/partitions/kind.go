@@ -79,11 +79,16 @@ func (p *Params) Validate() error {
 	return nil
 }
 
-// root returns the absolute dataset folder.
+// root returns the absolute dataset folder, which must be a folder.
 func (p *Params) root() (string, error) {
 	root, err := filepath.Abs(p.Root)
 	if err != nil {
 		return "", fmt.Errorf("root %s: %w", p.Root, err)
+	}
+	if st, err := os.Stat(root); err != nil {
+		return "", fmt.Errorf("root %s: %w", root, errors.Unwrap(err))
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("root %s: not a folder", root)
 	}
 	return root, nil
 }
