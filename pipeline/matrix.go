@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -110,11 +111,11 @@ func (l *loader) matrix(rs *rawStage) []variant {
 		seen := map[string]bool{}
 		twice := false
 		for _, val := range e.val.Content {
-			if text := flowText(val); seen[text] {
-				l.errorf(val, "stage %s: matrix key %s lists %q twice", rs.name, e.key.Value, text)
+			if seen[valueText(val)] {
+				l.errorf(val, "stage %s: matrix key %s lists %q twice", rs.name, e.key.Value, flowText(val))
 				twice = true
 			}
-			seen[flowText(val)] = true
+			seen[valueText(val)] = true
 		}
 		if twice {
 			return nil // the variants' names would collide: say only why
@@ -137,6 +138,31 @@ func (l *loader) matrix(rs *rawStage) []variant {
 		out[i].suffix = out[i].makeSuffix()
 	}
 	return out
+}
+
+// valueText is n's flow YAML with every number in one spelling, so that
+// values that decode alike compare alike: 0.5, 0.50 and 5e-1 would be
+// variants under three names with one run key.
+func valueText(n *yaml.Node) string {
+	c := deepCopy(n)
+	var canon func(*yaml.Node)
+	canon = func(n *yaml.Node) {
+		switch n.ShortTag() {
+		case "!!int":
+			if v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
+				n.Value = strconv.FormatFloat(float64(v), 'g', -1, 64)
+			}
+		case "!!float":
+			if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+				n.Value = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+		}
+		for _, k := range n.Content {
+			canon(k)
+		}
+	}
+	canon(c)
+	return flowText(c)
 }
 
 // spellValues spells one matrix key's values for stage names. A scalar is

@@ -576,6 +576,8 @@ func TestWholeFileErrors(t *testing.T) {
 		prev = name
 	}
 	tests := []struct{ name, src, want string }{
+		{"one number spelled two ways", "stages:\n  a: {uses: source, matrix: {lr: [0.5, 1, 5e-1]}}\n",
+			`p.yaml:2:43: stage a: matrix key lr lists "5e-1" twice`},
 		{"consumers of a failed matrix", "stages:\n  a: {uses: source, matrix: {value: [x, x]}}\n" +
 			"  j: {uses: join, needs: {in: [a.out]}}\n",
 			`p.yaml:2:41: stage a: matrix key value lists "x" twice`},
