@@ -20,7 +20,7 @@ func CategoryTopK(scores []float32, numCategories int, truth []int32, ks []int) 
 	}
 	out := make([]CategoryAccuracy, len(ks))
 	for ki, k := range ks {
-		out[ki].K = k
+		out[ki].K, out[ki].Categories = k, numCategories
 	}
 	for i, cat := range truth {
 		if cat == 0 {

@@ -159,6 +159,10 @@ type CategoryAccuracy struct {
 	// scores; Images are the images with a category.
 	Hits, Images int64
 	Value        float64
+	// Categories is how many categories are ranked: at K >= Categories
+	// every category is in the top K and the accuracy is 1 by
+	// construction.
+	Categories int
 }
 
 // F1 is 2PR/(P+R), and 0 when P+R is 0.

@@ -208,9 +208,9 @@ func TestHandExampleCategory(t *testing.T) {
 	// img0's category 1 ranks 1st, img1's category 2 2nd (tie with 1, which
 	// has the lower id), img3's category 3 3rd; img2 has none.
 	want := []CategoryAccuracy{
-		{K: 1, Hits: 1, Images: 3, Value: 1.0 / 3},
-		{K: 2, Hits: 2, Images: 3, Value: 2.0 / 3},
-		{K: 3, Hits: 3, Images: 3, Value: 1},
+		{K: 1, Hits: 1, Images: 3, Value: 1.0 / 3, Categories: 3},
+		{K: 2, Hits: 2, Images: 3, Value: 2.0 / 3, Categories: 3},
+		{K: 3, Hits: 3, Images: 3, Value: 1, Categories: 3},
 	}
 	if diff := cmp.Diff(want, res.Category, approx); diff != "" {
 		t.Errorf("category accuracy (-want +got):\n%s", diff)

@@ -380,8 +380,14 @@ func TestEvaluateCategoryKs(t *testing.T) {
 			t.Fatalf("k %v: %v", tc.k, err)
 		}
 		var gotCategory, gotAttr []int
+		sawCount := false
 		for _, r := range rows {
 			switch {
+			case r.Scope == "category" && r.Metric == "categories":
+				sawCount = true
+				if r.K != 0 || r.Value != 3 {
+					t.Errorf("k %v: categories row at k %d says %v, want 3 at k 0", tc.k, r.K, r.Value)
+				}
 			case r.Scope == "category":
 				gotCategory = append(gotCategory, r.K)
 				if want := accuracy[r.K]; !cmp.Equal(r.Value, want, cmpopts.EquateApprox(0, 1e-12)) {
@@ -390,6 +396,9 @@ func TestEvaluateCategoryKs(t *testing.T) {
 			case r.Average == "micro" && r.Metric == "recall" && r.K > 0:
 				gotAttr = append(gotAttr, r.K)
 			}
+		}
+		if !sawCount {
+			t.Errorf("k %v: no row of the number of categories", tc.k)
 		}
 		if diff := cmp.Diff(tc.categoryKs, gotCategory); diff != "" {
 			t.Errorf("k %v: category rows at (-want +got):\n%s", tc.k, diff)

@@ -54,7 +54,7 @@ func (kind) Name() string { return "evaluate" }
 // Version 2: category accuracy at 1, 3 and 5 besides k, and no per-type
 // rows for untyped attributes; 1: metrics as defined in package metrics'
 // doc.go.
-func (kind) Version() string { return "3" }
+func (kind) Version() string { return "4" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
@@ -297,8 +297,9 @@ func categoryKs(ks []int) []int {
 
 // Rows turns a result into the long-format rows of a metrics table, in a
 // fixed order: per k, micro, macro, pooled, global, the types by id, the
-// category; then the threshold-free rows with k = 0, and each type's
-// number of attributes (k = 0, metric "attributes"). A k that only the
+// category; then the threshold-free rows with k = 0, the number of
+// categories (k = 0, scope category, metric "categories") and each
+// type's number of attributes (k = 0, metric "attributes"). A k that only the
 // category accuracy has (CategoryKs) has only its category row.
 func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRow {
 	var rows []artifacts.MetricRow
@@ -335,6 +336,13 @@ func Rows(res *metrics.Result, attrs []artifacts.Attribute) []artifacts.MetricRo
 		fmt.Sprintf("macro over %d of %d attributes with positives", r.MacroAPAttributes, res.NumAttributes))
 	add(0, "all", "macro", "auc", r.MacroAUC,
 		fmt.Sprintf("macro over %d of %d attributes with positives and negatives", r.MacroAUCAttributes, res.NumAttributes))
+	// How many categories are ranked, for readers of the accuracy: at k
+	// at least that, it is 1 by construction.
+	if len(res.Category) > 0 {
+		n := res.Category[0].Categories
+		add(0, "category", "", "categories", float64(n),
+			fmt.Sprintf("categories ranked: the top-k accuracy at k >= %d is 1 by construction", n))
+	}
 	// How many attributes each type has, for readers of its recall: at k
 	// at least that, the top list holds them all and the recall is 1.
 	if len(res.TopK) > 0 {

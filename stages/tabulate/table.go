@@ -66,6 +66,17 @@ type column struct {
 	typeScope string
 }
 
+// categoryK is the k of a category accuracy column, 0 for the others.
+func (c column) categoryK() int {
+	switch c.Name {
+	case "category_top3":
+		return 3
+	case "category_top5":
+		return 5
+	}
+	return 0
+}
+
 // columns returns the table's numeric columns for these experiments (and
 // the category columns when reference rows, which have them, are shown).
 func columns(exps []*experiment, withReferences bool) []column {
@@ -201,33 +212,46 @@ func (r *report) rankNote() string {
 }
 
 // rankedWhole says whether c is the recall of a type whose every
-// attribute the top-k list holds (k at least its attribute count), and
-// that count.
+// attribute the top-k list holds (k at least its attribute count), or a
+// category accuracy whose top list holds every category, and that count.
 func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
-	if c.typeScope == "" {
-		return 0, false
+	switch {
+	case c.typeScope != "":
+		n, ok := e.get(0, c.typeScope, "", "attributes")
+		return int(n), ok && int(n) <= r.K
+	case c.categoryK() > 0:
+		n, ok := e.get(0, "category", "", "categories")
+		return int(n), ok && int(n) <= c.categoryK()
 	}
-	n, ok := e.get(0, c.typeScope, "", "attributes")
-	return int(n), ok && int(n) <= r.K
+	return 0, false
 }
 
-// wholeNote explains the cells rankedWhole marks, naming their types; ""
-// when there are none.
+// wholeNote explains the cells rankedWhole marks, naming their types and
+// category counts; "" when there are none.
 func (r *report) wholeNote() string {
-	var types []string
+	var types, cats []string
 	for _, c := range r.Cols {
 		for _, e := range r.Exps {
 			if n, all := r.rankedWhole(e, c); all {
-				types = append(types, fmt.Sprintf("%s: %d", c.Header, n))
+				if c.categoryK() > 0 {
+					cats = append(cats, fmt.Sprintf("%s: %d categories", c.Header, n))
+				} else {
+					types = append(types, fmt.Sprintf("%s: %d", c.Header, n))
+				}
 				break
 			}
 		}
 	}
-	if len(types) == 0 {
-		return ""
+	var notes []string
+	if len(types) > 0 {
+		notes = append(notes, fmt.Sprintf("* The type has no more attributes than k = %d (%s), so its top-%d list "+
+			"holds them all and its recall is 100 by construction.", r.K, strings.Join(types, ", "), r.K))
 	}
-	return fmt.Sprintf("* The type has no more attributes than k = %d (%s), so its top-%d list holds them all "+
-		"and its recall is 100 by construction.", r.K, strings.Join(types, ", "), r.K)
+	if len(cats) > 0 {
+		notes = append(notes, fmt.Sprintf("* The experiment ranks no more categories than the top list holds (%s), "+
+			"so that accuracy is 100 by construction.", strings.Join(cats, ", ")))
+	}
+	return strings.Join(notes, "\n")
 }
 
 // categoryNote says what the category columns are, wherever they appear.

@@ -454,3 +454,31 @@ func TestTypeRankedWhole(t *testing.T) {
 		t.Errorf("no note %q under the tables:\n%s", note, md)
 	}
 }
+
+// A category accuracy whose top list holds every category is marked like
+// a type's recall, with its own note: 4 categories at top-5, not top-3.
+func TestCategoryRankedWhole(t *testing.T) {
+	run := pipelinetest.NewRun(t, "compare")
+	info, rows := fakeMetrics(0.3)
+	rows = append(rows,
+		artifacts.MetricRow{K: 3, Scope: "category", Metric: "accuracy", Value: 0.8},
+		artifacts.MetricRow{K: 5, Scope: "category", Metric: "accuracy", Value: 1},
+		artifacts.MetricRow{K: 0, Scope: "category", Metric: "categories", Value: 4})
+	id, err := run.St.PutMetrics(info, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
+		t.Fatal(err)
+	}
+	md := string(output(t, run, "markdown"))
+	cells := markdownCells(t, md, "evaluate")
+	if cells["cat top-3"] != "80.00" || cells["cat top-5"] != "100.00 *" {
+		t.Errorf("cat top-3 %q, cat top-5 %q; want 80.00 and 100.00 *:\n%s", cells["cat top-3"], cells["cat top-5"], md)
+	}
+	const note = "* The experiment ranks no more categories than the top list holds (cat top-5: 4 categories)"
+	if !strings.Contains(md, note) || !strings.Contains(string(output(t, run, "html")), note) {
+		t.Errorf("no note %q under the tables:\n%s", note, md)
+	}
+}
