@@ -109,7 +109,12 @@ func unreadable(e *env, results []predict.ImageScores) error {
 // prints it, into the id of its model artifact; files and whole artifact
 // ids pass through unchanged.
 func resolveModel(e *env, model, pipe string) (string, error) {
-	if _, err := os.Stat(model); err == nil || len(model) == 64 || strings.ContainsRune(model, os.PathSeparator) {
+	// A path names a file; a matrix variant's name may hold a '/' too
+	// (train[file:models/a.onnx]), but it has brackets, which paths to
+	// models rarely do, and no such file.
+	_, statErr := os.Stat(model)
+	if statErr == nil || len(model) == 64 ||
+		strings.ContainsRune(model, os.PathSeparator) && !strings.ContainsRune(model, '[') {
 		return model, nil
 	}
 	if strings.HasSuffix(strings.ToLower(model), ".onnx") {

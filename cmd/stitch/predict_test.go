@@ -214,4 +214,15 @@ func TestPredictModelInTwoPipelines(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "nosuch.onnx: no such model file") {
 		t.Errorf("predict --model nosuch.onnx: exit %d, %q", code, stderr)
 	}
+
+	// A variant named with a '/' is a stage, not a path.
+	pipe := filepath.Join(dir, "three.yaml")
+	write(t, pipe, "name: three\nstages: {b: {uses: source, matrix: {value: [x/y]}}}")
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("run three: exit %d\n%s", code, errOut)
+	}
+	code, _, stderr = stitch(t, t.Context(), dir, "predict", "--model", "b[x/y].out", photo)
+	if code == exitOK || !strings.Contains(stderr, "text") {
+		t.Errorf("predict --model b[x/y].out: exit %d, %q; want b[x/y]'s text output found and refused", code, stderr)
+	}
 }
