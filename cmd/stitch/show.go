@@ -66,7 +66,16 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 			}
 			if *asPath {
 				for _, name := range names {
-					fmt.Fprintln(e.stdout, w.Store().Path(rec.Outputs[name]))
+					// A path to a file that is gone would fail in the
+					// reader it is handed to, without the hint.
+					path := w.Store().Path(rec.Outputs[name])
+					if _, statErr := os.Stat(path); statErr != nil {
+						if _, err := readOutput(w, rec, name); err != nil {
+							return err
+						}
+						return fmt.Errorf("show %s.%s: %w", rec.Stage, name, statErr)
+					}
+					fmt.Fprintln(e.stdout, path)
 				}
 				return nil
 			}

@@ -216,6 +216,11 @@ func TestShowDiscardedObject(t *testing.T) {
 	if code != exitFailed || !strings.Contains(errOut, want) {
 		t.Errorf("show a.out, object removed: exit %d, stderr %q; want %q", code, errOut, want)
 	}
+	// --path gives no path to a file that is gone, and says so the same way.
+	code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out", "--path")
+	if code != exitFailed || out != "" || !strings.Contains(errOut, want) {
+		t.Errorf("show a.out --path, object removed: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
 	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
 		t.Fatalf("rerun: exit %d\n%s", code, errOut)
 	}
