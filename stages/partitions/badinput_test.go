@@ -706,6 +706,20 @@ func TestValidateCleansPaths(t *testing.T) {
 	}
 }
 
+// A csv.file given as an absolute path under root is named relative to
+// root, so both spellings share a run key.
+func TestValidateRelativisesCSVUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	p := Params{Root: root, Layout: "csv", CSV: CSVParams{File: filepath.Join(root, "meta", "labels.csv"),
+		Attributes: "/elsewhere/attrs.csv"}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p.CSV.File != filepath.Join("meta", "labels.csv") || p.CSV.Attributes != "/elsewhere/attrs.csv" {
+		t.Errorf("file %q, attributes %q; want meta/labels.csv and /elsewhere/attrs.csv", p.CSV.File, p.CSV.Attributes)
+	}
+}
+
 // An absolute csv.file is read where it is, not under root.
 func TestCSVAbsoluteFile(t *testing.T) {
 	elsewhere := writeFiles(t, map[string]string{"labels.csv": "image,partition,striped\na.jpg,train,1\nb.jpg,val,0\n"})

@@ -52,8 +52,14 @@ func (p *Params) Validate() error {
 		p.Root = filepath.Clean(p.Root)
 	}
 	for _, f := range []*string{&p.CSV.File, &p.CSV.Attributes} {
-		if *f != "" {
-			*f = filepath.Clean(*f)
+		if *f == "" {
+			continue
+		}
+		*f = filepath.Clean(*f)
+		// A file under root is named relative to it, however it was
+		// given: one spelling, one run key.
+		if rel, err := filepath.Rel(p.Root, *f); err == nil && filepath.IsAbs(*f) && filepath.IsLocal(rel) {
+			*f = rel
 		}
 	}
 	switch p.Layout {
