@@ -50,6 +50,12 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 	for _, s := range stages {
 		st := StageStatus{Stage: s.Name, Kind: s.Kind.Name()}
 		last, err := w.LastRecord(p.Name, s.Name)
+		if errors.Is(err, ErrBadRecord) {
+			// As the engine does: the cache alone says whether it is fresh.
+			w.logger.Warn("unreadable run record left out; the cache alone tells whether the stage is fresh",
+				"err", err)
+			last, err = nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}

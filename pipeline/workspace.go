@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -193,36 +194,69 @@ func (w *Workspace) readIndex(key string) (*IndexEntry, error) {
 
 // LastRecord returns the last successful run of stage, or nil.
 func (w *Workspace) LastRecord(pipeline, stage string) (*StageRecord, error) {
-	var r StageRecord
-	err := readJSON(w.lastPath(pipeline, stage), &r)
+	return readRecord(w.lastPath(pipeline, stage))
+}
+
+// ErrBadRecord marks a last-run record that exists but cannot be parsed
+// (a crash while it was written, an edit): the next `stitch run` of its
+// pipeline rewrites it.
+var ErrBadRecord = errors.New("last-run record unreadable")
+
+// readRecord reads one last-run record: nil when there is none, an
+// ErrBadRecord when it does not parse.
+func readRecord(path string) (*StageRecord, error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var r StageRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v; a stitch run of its pipeline rewrites it", ErrBadRecord, path, err)
 	}
 	return &r, nil
 }
 
 // LastRecords returns every last-run record in the workspace, sorted by
-// pipeline and stage.
+// pipeline and stage. Records that do not parse are left out, and the
+// error then wraps ErrBadRecord and names the first: a reader may go on
+// with the others (show), one that must see all may not (gc).
 func (w *Workspace) LastRecords() ([]*StageRecord, error) {
 	files, err := filepath.Glob(filepath.Join(w.meta, "last", "*", "*.json"))
 	if err != nil {
 		return nil, fmt.Errorf("list records: %w", err)
 	}
 	var out []*StageRecord
+	var bad error
 	for _, f := range files {
-		var r StageRecord
-		if err := readJSON(f, &r); err != nil {
+		r, err := readRecord(f)
+		switch {
+		case errors.Is(err, ErrBadRecord):
+			bad = cmp.Or(bad, err)
+		case err != nil:
 			return nil, err
+		case r != nil:
+			out = append(out, r)
 		}
-		out = append(out, &r)
 	}
 	slices.SortFunc(out, func(a, b *StageRecord) int {
 		return strings.Compare(a.Pipeline+"\x00"+a.Stage, b.Pipeline+"\x00"+b.Stage)
 	})
-	return out, nil
+	return out, bad
+}
+
+// ReadableRecords is LastRecords for readers that can do without a
+// record that does not parse (show, predict): it is left out with a
+// warning.
+func (w *Workspace) ReadableRecords() ([]*StageRecord, error) {
+	recs, err := w.LastRecords()
+	if errors.Is(err, ErrBadRecord) {
+		w.logger.Warn("unreadable run record left out", "err", err)
+		err = nil
+	}
+	return recs, err
 }
 
 // RunRecords returns every run record, oldest first.

@@ -147,7 +147,7 @@ func outputByPrefix(w *pipeline.Workspace, prefix string) (id string, ok bool, e
 	if len(prefix) < 6 || strings.Trim(prefix, "0123456789abcdef") != "" {
 		return "", false, nil
 	}
-	recs, err := w.LastRecords()
+	recs, err := w.ReadableRecords()
 	if err != nil {
 		return "", false, err
 	}

@@ -112,7 +112,7 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 // "stage.output" (stage names may themselves hold dots, as in
 // train[vgg16,0.6], so both readings are tried).
 func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord, string, error) {
-	recs, err := w.LastRecords()
+	recs, err := w.ReadableRecords()
 	if err != nil {
 		return nil, "", err
 	}

@@ -229,3 +229,36 @@ func TestShowDiscardedObject(t *testing.T) {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 }
+
+// TestUnreadableRunRecord: an empty last-run record (a crash while it was
+// written) made every show and status fail; show now reads the others,
+// status judges its stage by the cache alone, gc still refuses (it must see
+// every record before it deletes), and a run rewrites it.
+func TestUnreadableRunRecord(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "p.yaml")
+	write(t, pipe, "name: p\nstages: {a: {uses: source}, b: {uses: source, with: {value: y}}}")
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, errOut)
+	}
+	write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), "")
+
+	if code, out, errOut := stitch(t, t.Context(), dir, "show", "b.out"); code != exitOK ||
+		!strings.Contains(out, "schema:") || !strings.Contains(errOut, "unreadable run record") {
+		t.Errorf("show b.out: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	if code, out, errOut := stitch(t, t.Context(), dir, "status", pipe); code != exitOK ||
+		!strings.Contains(out, "2 fresh, 0 stale") || !strings.Contains(errOut, "unreadable run record") {
+		t.Errorf("status: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	if code, _, errOut := stitch(t, t.Context(), dir, "gc"); code == exitOK ||
+		!strings.Contains(errOut, "last-run record unreadable") {
+		t.Errorf("gc: exit %d, stderr %q; want a refusal naming the record", code, errOut)
+	}
+	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("rerun: exit %d\n%s", code, errOut)
+	}
+	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK || !strings.Contains(out, "schema:") {
+		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+}
