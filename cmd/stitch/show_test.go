@@ -258,7 +258,8 @@ func TestUnreadableRunRecord(t *testing.T) {
 	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
 		t.Fatalf("rerun: exit %d\n%s", code, errOut)
 	}
-	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK || !strings.Contains(out, "schema:") {
+	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
+		!strings.Contains(out, "schema:") {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 }
