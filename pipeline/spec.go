@@ -714,7 +714,7 @@ func (l *loader) bind(p *Pipeline, rs *rawStage, s *Stage) {
 		for _, rn := range refNodes {
 			for _, r := range l.resolve(p, s, rn, in) {
 				if first, ok := boundBy[r]; ok {
-					l.errorf(rn, "stage %s: input %q binds %s twice (%q at line %d and %q)",
+					l.errorf(rn, "stage %s: input %q binds %s twice (%q at line %d, and %q here)",
 						s.Name, in.Name, r, first.Value, first.Line, rn.Value)
 					continue
 				}

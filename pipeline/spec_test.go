@@ -61,7 +61,7 @@ stages:
   j:
     uses: join
     needs: {in: [a.out, "a[x].out"]}
-`, []string{`p.yaml:6:25: stage j: input "in" binds a[x].out twice ("a.out" at line 6 and "a[x].out")`}},
+`, []string{`p.yaml:6:25: stage j: input "in" binds a[x].out twice ("a.out" at line 6, and "a[x].out" here)`}},
 		{"unknown kind", `
 stages:
   a:

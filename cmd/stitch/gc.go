@@ -41,9 +41,13 @@ stitch gc`,
 					fmt.Fprintln(e.stdout, id)
 				}
 			}
-			fmt.Fprintf(e.stdout, "%s %d objects (%d bytes), %d cache entries, %d temporary files, "+
-				"%d abandoned work folders (%d bytes), %d unused lock files\n",
-				verb, len(res.Objects), res.Bytes, res.Entries, res.Temps, res.Work, res.WorkBytes, res.Locks)
+			entries := "1 cache entry"
+			if res.Entries != 1 {
+				entries = fmt.Sprintf("%d cache entries", res.Entries)
+			}
+			fmt.Fprintf(e.stdout, "%s %s (%d bytes), %s, %s, %s (%d bytes), %s\n",
+				verb, plural(len(res.Objects), "object"), res.Bytes, entries, plural(res.Temps, "temporary file"),
+				plural(res.Work, "unused work folder"), res.WorkBytes, plural(res.Locks, "unused lock file"))
 			return nil
 		}
 	},

@@ -41,6 +41,9 @@ python3 -c "import pyarrow as pa; print(pa.ipc.open_file('$(stitch show split.tr
 		pipe := fs.String("pipeline", "", "the pipeline `NAME`, when several in the workspace have the stage")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
+				if len(args) == 0 {
+					return usagef("show wants a STAGE[.OUTPUT], as `stitch log` lists them")
+				}
 				return usagef("show wants one STAGE[.OUTPUT], got %q", args)
 			}
 			if *rows < -1 {

@@ -482,6 +482,8 @@ func TestCSVBadInput(t *testing.T) {
 		{"whitespace lines only", "  \n \t\n", "parse labels.csv:1: blank header row, want the column names"},
 		{"blank header of commas", ",,\na.jpg,train,1\n", "parse labels.csv:1: blank header row"},
 		{"unterminated quote", "image,partition,striped\n\"a.jpg,train,1\n", "parse labels.csv:2:"},
+		{"header quote closed lines later", "image,partition,\"striped\nfloral\"\na.jpg,train,1\n",
+			"parse labels.csv:1: column 3 is a quoted field that runs to line 2"},
 		{"quote closed lines later", "image,partition,striped\n\"a.jpg,train,1\nb.jpg,train,1\nc.jpg\",train,1\nd.jpg,val,1\n",
 			"parse labels.csv:2: column 1 is a quoted field that runs to line 4; no column holds a line break"},
 		// The quote opened at line 3 runs to the end: the error names line 3.

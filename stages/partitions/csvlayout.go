@@ -189,6 +189,9 @@ func readCSVHeader(r *csv.Reader, name string) ([]string, int, error) {
 	if err != nil {
 		return nil, 0, csvError(name, err)
 	}
+	if err := lineBreakField(r, header, name); err != nil {
+		return nil, 0, err
+	}
 	// A record that Read returned has at least one field.
 	line, _ := r.FieldPos(0)
 	named := func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) != "" }
