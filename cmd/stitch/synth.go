@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -12,8 +13,8 @@ var cmdSynth = &command{
 	name:    "synth",
 	args:    "--out DIR [--n N] [--seed S] [--size PX]",
 	summary: "Draw a synthetic DeepFashion-like dataset (coarse and fine layouts) into a folder.",
-	example: `stitch synth --out data/synth --n 600 --seed 1
-stitch run pipelines/demo.yaml --set data=data/synth`,
+	example: `stitch synth --out out/synth --n 600 --seed 1
+stitch run pipelines/demo.yaml --set data=out/synth`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		defaults := synth.DefaultOptions("")
 		out := fs.String("out", "", "the `folder` to write: a new or empty one, or one holding an earlier "+
@@ -30,12 +31,18 @@ stitch run pipelines/demo.yaml --set data=data/synth`,
 			if *out == "" {
 				return usagef("synth needs --out DIR")
 			}
+			if !(*unknown >= 0 && *unknown < 1) {
+				return usagef("--unknown %g: want a fraction from 0 up to, not including, 1", *unknown)
+			}
 			opts := defaults
 			opts.Out, opts.N, opts.Seed, opts.Size, opts.UnknownFraction = *out, *n, *seed, *size, *unknown
 			if err := opts.Validate(); err != nil {
 				return usagef("%v", err)
 			}
 			sum, err := synth.Generate(ctx, opts)
+			if errors.Is(err, synth.ErrOtherFolder) {
+				return usagef("%v", err)
+			}
 			if err != nil {
 				// Generate writes README.md first, so the folder reads as
 				// an earlier synth dataset, which a rerun may replace.

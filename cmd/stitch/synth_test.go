@@ -27,3 +27,23 @@ func TestSynthInterrupted(t *testing.T) {
 			code, stdout, stderr)
 	}
 }
+
+// TestSynthUsageErrors: a folder synth refuses and an --unknown out of
+// range are usage errors (exit 2) that name what the user typed.
+func TestSynthUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other")
+	write(t, filepath.Join(other, "notes.txt"), "mine")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", other, "--n", "2"}, "is not empty and holds no earlier synth dataset"},
+		{[]string{"--out", filepath.Join(dir, "new"), "--unknown", "1"}, "--unknown 1: want a fraction"},
+	} {
+		code, _, stderr := stitch(t, t.Context(), dir, append([]string{"synth"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("synth %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, exitUsage, c.want)
+		}
+	}
+}

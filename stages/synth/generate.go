@@ -391,6 +391,10 @@ func fineLandmarks(s sample) string {
 	return b.String()
 }
 
+// ErrOtherFolder is Generate's refusal of a folder that is not empty and
+// holds no earlier synth dataset.
+var ErrOtherFolder = errors.New("is not empty and holds no earlier synth dataset")
+
 // readmeTitle starts the README.md of every synth dataset; clearOut
 // recognises an earlier one by it.
 const readmeTitle = "# synthetic DeepFashion-like dataset\n"
@@ -410,8 +414,8 @@ func clearOut(out string) error {
 	}
 	readme, err := os.ReadFile(filepath.Join(out, "README.md"))
 	if err != nil || !bytes.HasPrefix(readme, []byte(readmeTitle)) {
-		return fmt.Errorf("synth: %s is not empty and holds no earlier synth dataset (no README.md from stitch synth); "+
-			"give a new or empty folder", out)
+		return fmt.Errorf("synth: %s %w (no README.md from stitch synth); give a new or empty folder",
+			out, ErrOtherFolder)
 	}
 	if err := os.RemoveAll(filepath.Join(out, "img")); err != nil {
 		return fmt.Errorf("synth: remove the earlier dataset's images: %w", err)
