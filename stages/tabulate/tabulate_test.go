@@ -393,22 +393,12 @@ func TestCategoryOnlyK(t *testing.T) {
 // without an attributes table): no per-type columns, and no note about a
 // pooled column that is not there.
 func TestUntyped(t *testing.T) {
-	run := pipelinetest.NewRun(t, "compare")
 	info, rows := fakeMetrics(0.3)
 	rows = slices.DeleteFunc(rows, func(r artifacts.MetricRow) bool {
 		return strings.HasPrefix(r.Scope, "type:") || r.Average == "pooled"
 	})
 	info.Attributes = 3
-	id, err := run.St.PutMetrics(info, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
-	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceAuto}); err != nil {
-		t.Fatal(err)
-	}
-	md := string(output(t, run, "markdown"))
-	cells := markdownCells(t, md, "evaluate")
+	_, md, cells := tabulateOne(t, info, rows, ReferenceAuto)
 	for _, gone := range []string{"all pooled", "texture", "0"} {
 		if _, ok := cells[gone]; ok {
 			t.Errorf("untyped: column %q shown:\n%s", gone, md)
@@ -422,7 +412,6 @@ func TestUntyped(t *testing.T) {
 // A type with no more attributes than k has all of them in its top list:
 // its recall cell is marked and the note under the table says why.
 func TestTypeRankedWhole(t *testing.T) {
-	run := pipelinetest.NewRun(t, "compare")
 	info, rows := fakeMetrics(0.3)
 	for _, tn := range deepFashionTypes {
 		n := 200
@@ -434,16 +423,7 @@ func TestTypeRankedWhole(t *testing.T) {
 		}
 		rows = append(rows, artifacts.MetricRow{K: 0, Scope: "type:" + tn, Metric: "attributes", Value: float64(n)})
 	}
-	id, err := run.St.PutMetrics(info, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
-	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
-		t.Fatal(err)
-	}
-	md := string(output(t, run, "markdown"))
-	cells := markdownCells(t, md, "evaluate")
+	run, md, cells := tabulateOne(t, info, rows, ReferenceNone)
 	for col, marked := range map[string]bool{"shape": true, "part": true, "texture": false, "style": false} {
 		if got := strings.HasSuffix(cells[col], " *"); got != marked {
 			t.Errorf("cell %s = %q: marked %v, want %v:\n%s", col, cells[col], got, marked, md)
@@ -458,22 +438,12 @@ func TestTypeRankedWhole(t *testing.T) {
 // A category accuracy whose top list holds every category is marked like
 // a type's recall, with its own note: 4 categories at top-5, not top-3.
 func TestCategoryRankedWhole(t *testing.T) {
-	run := pipelinetest.NewRun(t, "compare")
 	info, rows := fakeMetrics(0.3)
 	rows = append(rows,
 		artifacts.MetricRow{K: 3, Scope: "category", Metric: "accuracy", Value: 0.8},
 		artifacts.MetricRow{K: 5, Scope: "category", Metric: "accuracy", Value: 1},
 		artifacts.MetricRow{K: 0, Scope: "category", Metric: "categories", Value: 4})
-	id, err := run.St.PutMetrics(info, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
-	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ReferenceNone}); err != nil {
-		t.Fatal(err)
-	}
-	md := string(output(t, run, "markdown"))
-	cells := markdownCells(t, md, "evaluate")
+	run, md, cells := tabulateOne(t, info, rows, ReferenceNone)
 	if cells["cat top-3"] != "80.00" || cells["cat top-5"] != "100.00 *" {
 		t.Errorf("cat top-3 %q, cat top-5 %q; want 80.00 and 100.00 *:\n%s", cells["cat top-3"], cells["cat top-5"], md)
 	}
@@ -481,4 +451,23 @@ func TestCategoryRankedWhole(t *testing.T) {
 	if !strings.Contains(md, note) || !strings.Contains(string(output(t, run, "html")), note) {
 		t.Errorf("no note %q under the tables:\n%s", note, md)
 	}
+}
+
+// tabulateOne tabulates one evaluate output of info and rows at k = 5 and
+// returns the run, its Markdown and the cells of its row.
+func tabulateOne(t *testing.T, info artifacts.MetricsInfo, rows []artifacts.MetricRow,
+	ref string,
+) (*pipelinetest.Run, string, map[string]string) {
+	t.Helper()
+	run := pipelinetest.NewRun(t, "compare")
+	id, err := run.St.PutMetrics(info, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Inputs_["metrics"] = []pipeline.InputRef{{Stage: "evaluate", Output: "metrics", ID: id}}
+	if err := New().Run(t.Context(), run, &Params{K: 5, Reference: ref}); err != nil {
+		t.Fatal(err)
+	}
+	md := string(output(t, run, "markdown"))
+	return run, md, markdownCells(t, md, "evaluate")
 }
