@@ -196,9 +196,7 @@ func TestPredictModelInTwoPipelines(t *testing.T) {
 	for _, name := range []string{"one", "two"} {
 		pipe := filepath.Join(dir, name+".yaml")
 		write(t, pipe, "name: "+name+"\nstages: {a: {uses: source, with: {lines: 2}}}")
-		if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-			t.Fatalf("run %s: exit %d\n%s", name, code, errOut)
-		}
+		mustRun(t, dir, pipe)
 	}
 	code, _, stderr := stitch(t, t.Context(), dir, "predict", "--model", "a.out", photo)
 	if code != exitUsage || !strings.Contains(stderr, "pick one with --pipeline") {
@@ -218,9 +216,7 @@ func TestPredictModelInTwoPipelines(t *testing.T) {
 	// A variant named with a '/' is a stage, not a path.
 	pipe := filepath.Join(dir, "three.yaml")
 	write(t, pipe, "name: three\nstages: {b: {uses: source, matrix: {value: [x/y]}}}")
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("run three: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	code, _, stderr = stitch(t, t.Context(), dir, "predict", "--model", "b[x/y].out", photo)
 	if code == exitOK || !strings.Contains(stderr, "text") {
 		t.Errorf("predict --model b[x/y].out: exit %d, %q; want b[x/y]'s text output found and refused", code, stderr)

@@ -42,9 +42,7 @@ func TestShowCSVPrintsEveryRow(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "p.yaml")
 	write(t, pipe, "stages: {a: {uses: source, with: {lines: 15}}}")
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	_, summary, _ := stitch(t, t.Context(), dir, "show", "a", "--rows", "0")
 	var rows int
 	_, after, _ := strings.Cut(summary, "rows: ")
@@ -172,9 +170,7 @@ func TestShowPipelineErrors(t *testing.T) {
 	for _, name := range []string{"one", "two"} {
 		pipe := filepath.Join(dir, name+".yaml")
 		write(t, pipe, "name: "+name+"\nstages: {split: {uses: source}}")
-		if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-			t.Fatalf("run %s: exit %d\n%s", name, code, errOut)
-		}
+		mustRun(t, dir, pipe)
 	}
 	for _, c := range []struct {
 		args []string
@@ -202,9 +198,7 @@ func TestShowDiscardedObject(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "p.yaml")
 	write(t, pipe, "stages: {a: {uses: source}}")
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	_, path, _ := stitch(t, t.Context(), dir, "show", "a.out", "--path")
 	if err := os.Remove(strings.TrimSpace(path)); err != nil {
 		t.Fatal(err)
@@ -221,9 +215,7 @@ func TestShowDiscardedObject(t *testing.T) {
 	if code != exitFailed || out != "" || !strings.Contains(errOut, want) {
 		t.Errorf("show a.out --path, object removed: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 	}
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("rerun: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
 		!strings.Contains(out, "schema:") {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
@@ -238,9 +230,7 @@ func TestUnreadableRunRecord(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "p.yaml")
 	write(t, pipe, "name: p\nstages: {a: {uses: source}, b: {uses: source, with: {value: y}}}")
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), "")
 
 	if code, out, errOut := stitch(t, t.Context(), dir, "show", "b.out"); code != exitOK ||
@@ -255,11 +245,18 @@ func TestUnreadableRunRecord(t *testing.T) {
 		!strings.Contains(errOut, "last-run record unreadable") {
 		t.Errorf("gc: exit %d, stderr %q; want a refusal naming the record", code, errOut)
 	}
-	if code, _, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
-		t.Fatalf("rerun: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, dir, pipe)
 	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
 		!strings.Contains(out, "schema:") {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+}
+
+// mustRun runs the pipeline file pipe in the workspace folder dir and
+// stops the test unless it succeeds.
+func mustRun(t *testing.T, dir, pipe string) {
+	t.Helper()
+	if code, out, errOut := stitch(t, t.Context(), dir, "run", pipe); code != exitOK {
+		t.Fatalf("run %s: exit %d\n%s\n%s", pipe, code, out, errOut)
 	}
 }
