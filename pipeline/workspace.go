@@ -213,7 +213,13 @@ func readRecord(path string) (*StageRecord, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	var r StageRecord
-	if err := json.Unmarshal(data, &r); err != nil {
+	err = json.Unmarshal(data, &r)
+	if err == nil && (r.Pipeline == "" || r.Stage == "" || r.Key == "" || r.Outputs == nil) {
+		// `null` or `{}` parse, and would read as a stage with no outputs:
+		// gc would then free the stage's current objects.
+		err = errors.New("it lacks the pipeline, stage, key or outputs")
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v; a stitch run of its pipeline rewrites it", ErrBadRecord, path, err)
 	}
 	return &r, nil

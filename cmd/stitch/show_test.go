@@ -241,9 +241,13 @@ func TestUnreadableRunRecord(t *testing.T) {
 		!strings.Contains(out, "2 fresh, 0 stale") || !strings.Contains(errOut, "unreadable run record") {
 		t.Errorf("status: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
-	if code, _, errOut := stitch(t, t.Context(), dir, "gc"); code == exitOK ||
-		!strings.Contains(errOut, "last-run record unreadable") {
-		t.Errorf("gc: exit %d, stderr %q; want a refusal naming the record", code, errOut)
+	// JSON that parses but says nothing would let gc free a's objects.
+	for _, content := range []string{"", "null", "{}", `{"pipeline": "p"}`} {
+		write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), content)
+		if code, _, errOut := stitch(t, t.Context(), dir, "gc"); code == exitOK ||
+			!strings.Contains(errOut, "last-run record unreadable") {
+			t.Errorf("gc, record %q: exit %d, stderr %q; want a refusal naming the record", content, code, errOut)
+		}
 	}
 	mustRun(t, dir, pipe)
 	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
