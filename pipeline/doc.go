@@ -90,7 +90,8 @@
 // # Run keys and the cache
 //
 // A run key is the SHA-256 of the canonical JSON of {kind, version,
-// params, input ids by input name, seed, external fingerprints}. Params
+// params, input ids by input name, the producer names of list inputs,
+// seed, external fingerprints}. Params
 // are decoded into the kind's struct and encoded again, so spelling and
 // key order do not matter; Settings are not in the key. The seed of a
 // stage derives from params.seed and its full name. A run key's cache

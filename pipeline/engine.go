@@ -456,8 +456,7 @@ func (r *runner) runStage(ctx context.Context, n *node) {
 		return
 	}
 	n.prepared = prep
-	key := runKey(keyMaterial{Kind: s.Kind.Name(), Version: s.Kind.Version(), Params: prep.params,
-		Inputs: inputIDs(n.inputsOf), Seed: s.Seed, Externals: prep.externals})
+	key := stageKey(s, prep, n.inputsOf)
 	res.Key = key
 
 	// warned keeps the second look, under the lock, from repeating the

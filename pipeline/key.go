@@ -12,14 +12,37 @@ import (
 
 // keyMaterial is everything a run key hashes. Settings (threads, device)
 // are deliberately absent: they change how fast a stage runs, not what it
-// computes. The stage's name enters only through its seed.
+// computes. The stage's name enters only through its seed. The names of
+// the stages bound to a list input enter through Labels: a list's items
+// are told apart by them (tabulate's rows are named after them), so a
+// renamed producer with the same bytes must not reuse the old table.
 type keyMaterial struct {
 	Kind      string                    `json:"kind"`
 	Version   string                    `json:"version"`
 	Params    json.RawMessage           `json:"params"`
 	Inputs    map[string][]artifacts.ID `json:"inputs"`
+	Labels    map[string][]string       `json:"labels,omitempty"`
 	Seed      int64                     `json:"seed"`
 	Externals map[string]string         `json:"externals"`
+}
+
+// stageKey is the run key of stage s with its prepared parameters and
+// externals and its bound inputs.
+func stageKey(s *Stage, prep stageKeyInputs, inputs map[string][]InputRef) string {
+	m := keyMaterial{Kind: s.Kind.Name(), Version: s.Kind.Version(), Params: prep.params,
+		Inputs: inputIDs(inputs), Seed: s.Seed, Externals: prep.externals}
+	for _, port := range s.Kind.Inputs() {
+		if !port.Many || len(inputs[port.Name]) == 0 {
+			continue
+		}
+		if m.Labels == nil {
+			m.Labels = map[string][]string{}
+		}
+		for _, r := range inputs[port.Name] {
+			m.Labels[port.Name] = append(m.Labels[port.Name], r.Stage)
+		}
+	}
+	return runKey(m)
 }
 
 // runKey is the SHA-256 of the canonical JSON of m, as 64 hex digits.

@@ -101,8 +101,7 @@ func (w *Workspace) status(ctx context.Context, p *Pipeline, stages []*Stage,
 				st.Reasons = append(st.Reasons, fmt.Sprintf("upstream `%s` is stale", up))
 			}
 		} else {
-			st.Key = runKey(keyMaterial{Kind: s.Kind.Name(), Version: s.Kind.Version(), Params: prep.params,
-				Inputs: inputIDs(inputs), Seed: s.Seed, Externals: prep.externals})
+			st.Key = stageKey(s, prep, inputs)
 			outs, missing := ro.cached(st.Key, s, memo)
 			switch {
 			case forced[s.Name]:

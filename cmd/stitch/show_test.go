@@ -264,3 +264,18 @@ func mustRun(t *testing.T, dir, pipe string) {
 		t.Fatalf("run %s: exit %d\n%s\n%s", pipe, code, out, errOut)
 	}
 }
+
+// TestListInputNamesInKey: a consumer of a list input names its items
+// after their stages (tabulate's rows), so renaming a producer whose bytes
+// stay the same reruns it (tabulate kept showing the old name).
+func TestListInputNamesInKey(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "p.yaml")
+	write(t, pipe, "name: p\nstages: {a: {uses: source}, j: {uses: join, needs: {in: [a.out]}}}")
+	mustRun(t, dir, pipe)
+	write(t, pipe, "name: p\nstages: {renamed: {uses: source}, j: {uses: join, needs: {in: [renamed.out]}}}")
+	code, out, errOut := stitch(t, t.Context(), dir, "run", pipe)
+	if code != exitOK || !strings.Contains(out, "ran  j") {
+		t.Errorf("run after the rename: exit %d, stderr %q, stdout:\n%s\nwant j run again", code, errOut, out)
+	}
+}
