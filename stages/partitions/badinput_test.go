@@ -793,3 +793,20 @@ func TestImageSpellings(t *testing.T) {
 		t.Errorf("stored as %q, want img/a.jpg", got)
 	}
 }
+
+// A coarse dataset that spells its paths ./img/... in every file reads as
+// one that spells them img/... (only the partition file's paths were
+// cleaned, so list_attr_img.txt's no longer matched).
+func TestCoarseDotSlashPaths(t *testing.T) {
+	files := coarseFixture()
+	for name, content := range files {
+		files[name] = strings.ReplaceAll(content, "img/", "./img/")
+	}
+	ds, err := Read(t.Context(), &Params{Root: writeFiles(t, files), Layout: "coarse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ds.Partitions[0].Image; !slices.Equal(got, []string{"img/a.jpg", "img/b.jpg"}) {
+		t.Errorf("train images %q, want img/a.jpg and img/b.jpg", got)
+	}
+}

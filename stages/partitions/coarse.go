@@ -161,7 +161,7 @@ func readAttrImg(ctx context.Context, path, name string, numAttrs int, keep []in
 		if err != nil {
 			return err
 		}
-		k, ok := idx.byPath[string(image)]
+		k, ok := idx.find(image)
 		if !ok {
 			return lr.errorf("image %s is not in %s", image, idx.file)
 		}

@@ -140,15 +140,23 @@ func imagePath(p string) (string, bool) {
 	return c, c != "." && filepath.IsLocal(filepath.FromSlash(c))
 }
 
+// find returns the index of an image however its path is spelled
+// (imagePath); the spelling of the partition file is tried first.
+func (ix *imageIndex) find(path []byte) (int, bool) {
+	if k, ok := ix.byPath[string(path)]; ok {
+		return int(k), true
+	}
+	if p, valid := imagePath(string(path)); valid {
+		k, ok := ix.byPath[p]
+		return int(k), ok
+	}
+	return 0, false
+}
+
 // lookup finds the partition and row of an image listed in a secondary
 // file (bbox, landmarks, categories).
 func (ix *imageIndex) lookup(lr *lineReader, path []byte, attrFile string) (part, row int, err error) {
-	k, ok := ix.byPath[string(path)]
-	if !ok {
-		if p, valid := imagePath(string(path)); valid {
-			k, ok = ix.byPath[p]
-		}
-	}
+	k, ok := ix.find(path)
 	if !ok {
 		return 0, 0, lr.errorf("image %s is not in %s", path, ix.file)
 	}
