@@ -20,6 +20,21 @@ func shortNames(names []string) []string {
 		pre = min(pre, sharedPrefix(tokens[0], t))
 		suf = min(suf, sharedSuffix(tokens[0], t))
 	}
+	// A ']' is cut only with its '[': evalx[0.6] and ev2[0.8] share the
+	// ']' alone, and keep it.
+	if out, ok := cut(names, tokens, pre, suf); ok {
+		return out
+	}
+	if out, ok := cut(names, tokens, pre, 0); ok {
+		return out
+	}
+	return append([]string(nil), names...)
+}
+
+// cut returns the names without their first pre and last suf tokens, or
+// false when one would be empty, two would collide or a bracket would be
+// left unmatched.
+func cut(names []string, tokens [][]string, pre, suf int) ([]string, bool) {
 	out := make([]string, len(names))
 	seen := map[string]bool{}
 	for i, t := range tokens {
@@ -27,13 +42,13 @@ func shortNames(names []string) []string {
 		if pre+suf < len(t) {
 			s = strings.TrimRight(strings.Join(t[pre:len(t)-suf], ""), "-_,[")
 		}
-		if s == "" || seen[s] {
-			return append([]string(nil), names...)
+		if s == "" || seen[s] || strings.Count(s, "[") != strings.Count(s, "]") {
+			return nil, false
 		}
 		seen[s] = true
 		out[i] = s
 	}
-	return out
+	return out, true
 }
 
 // nameTokens splits a stage name into tokens that end at a separator, the
