@@ -147,14 +147,16 @@ func valueText(n *yaml.Node) string {
 	c := deepCopy(n)
 	var canon func(*yaml.Node)
 	canon = func(n *yaml.Node) {
+		// Every number becomes a plain !!float of one spelling; its tag
+		// goes too, or the flow YAML would tell 5 from !!float 5.
 		switch n.ShortTag() {
 		case "!!int":
 			if v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
-				n.Value = strconv.FormatFloat(float64(v), 'g', -1, 64)
+				n.Value, n.Tag = strconv.FormatFloat(float64(v), 'g', -1, 64), ""
 			}
 		case "!!float":
 			if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
-				n.Value = strconv.FormatFloat(v, 'g', -1, 64)
+				n.Value, n.Tag = strconv.FormatFloat(v, 'g', -1, 64), ""
 			}
 		}
 		for _, k := range n.Content {

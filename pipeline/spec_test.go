@@ -578,6 +578,8 @@ func TestWholeFileErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"one number spelled two ways", "stages:\n  a: {uses: source, matrix: {lr: [0.5, 1, 5e-1]}}\n",
 			`p.yaml:2:43: stage a: matrix key lr lists "5e-1" twice`},
+		{"lists with one number spelled two ways", "stages:\n  a: {uses: pair, matrix: {sizes: [[32], [32.0]]}}\n",
+			`stage a: matrix key sizes lists "[32.0]" twice`},
 		{"consumers of a failed matrix", "stages:\n  a: {uses: source, matrix: {value: [x, x]}}\n" +
 			"  j: {uses: join, needs: {in: [a.out]}}\n",
 			`p.yaml:2:41: stage a: matrix key value lists "x" twice`},
