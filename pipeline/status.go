@@ -172,9 +172,12 @@ func (w *Workspace) lastAttempts(pipeline string) map[string]stageAttempts {
 	out := map[string]stageAttempts{}
 	runs, err := w.RunRecords()
 	if err != nil {
-		// The records only refine "never run"; status works without them.
+		// The records only refine "never run"; status works without them,
+		// and with those that can be read.
 		w.logger.Warn("could not read the run records", "err", err)
-		return out
+		if !errors.Is(err, ErrBadRecord) {
+			return out
+		}
 	}
 	done := map[string]bool{}
 	for _, r := range slices.Backward(runs) {

@@ -197,10 +197,10 @@ func (w *Workspace) LastRecord(pipeline, stage string) (*StageRecord, error) {
 	return readRecord(w.lastPath(pipeline, stage))
 }
 
-// ErrBadRecord marks a last-run record that exists but cannot be parsed
-// (a crash while it was written, an edit): the next `stitch run` of its
-// pipeline rewrites it.
-var ErrBadRecord = errors.New("last-run record unreadable")
+// ErrBadRecord marks a record, of a stage's last run or of a run, that
+// exists but cannot be read as one (a crash while it was written, an
+// edit); the next `stitch run` of its pipeline rewrites a last-run record.
+var ErrBadRecord = errors.New("run record unreadable")
 
 // readRecord reads one last-run record: nil when there is none, an
 // ErrBadRecord when it does not parse.
@@ -265,17 +265,27 @@ func (w *Workspace) ReadableRecords() ([]*StageRecord, error) {
 	return recs, err
 }
 
-// RunRecords returns every run record, oldest first.
+// RunRecords returns every run record, oldest first. Records that do not
+// parse are left out, and the error then wraps ErrBadRecord and names
+// the first, as LastRecords does.
 func (w *Workspace) RunRecords() ([]*RunRecord, error) {
 	files, err := filepath.Glob(filepath.Join(w.meta, "runs", "*.json"))
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	var out []*RunRecord
+	var bad error
 	for _, f := range files {
 		var r RunRecord
-		if err := readJSON(f, &r); err != nil {
-			return nil, err
+		err := readJSON(f, &r)
+		if err == nil && r.ID == "" {
+			err = fmt.Errorf("read %s: no run id", f) // null or {}
+		}
+		if err != nil {
+			// A crash while it was written, or an edit: the others still
+			// tell their runs.
+			bad = cmp.Or(bad, fmt.Errorf("%w: %w", ErrBadRecord, err))
+			continue
 		}
 		out = append(out, &r)
 	}
@@ -285,7 +295,7 @@ func (w *Workspace) RunRecords() ([]*RunRecord, error) {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out, nil
+	return out, bad
 }
 
 func (w *Workspace) writeRunRecord(r *RunRecord) error {

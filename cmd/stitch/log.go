@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"slices"
@@ -29,6 +30,10 @@ var cmdLog = &command{
 				return err
 			}
 			runs, err := w.RunRecords()
+			if errors.Is(err, pipeline.ErrBadRecord) {
+				e.logger.Warn("unreadable run record left out", "err", err)
+				err = nil
+			}
 			if err != nil {
 				return err
 			}

@@ -411,7 +411,7 @@ func readOutput(w *pipeline.Workspace, rec *pipeline.StageRecord, name string) (
 // run of the file its pipeline was last run from.
 func rerunCommand(w *pipeline.Workspace, rec *pipeline.StageRecord) string {
 	runs, err := w.RunRecords()
-	if err != nil {
+	if err != nil && !errors.Is(err, pipeline.ErrBadRecord) {
 		// Only the hint is lost: the error being reported matters more.
 		return fmt.Sprintf("a `stitch run` of pipeline %s", rec.Pipeline)
 	}

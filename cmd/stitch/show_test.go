@@ -220,10 +220,21 @@ func TestShowDiscardedObject(t *testing.T) {
 		!strings.Contains(out, "schema:") {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
+
+	// An unreadable record of one run leaves the others to log.
+	runs, _ := filepath.Glob(filepath.Join(dir, ".stitch", "runs", "*.json"))
+	if len(runs) < 2 {
+		t.Fatalf("%d run records, want 2 or more", len(runs))
+	}
+	write(t, runs[0], "")
+	if code, out, errOut := stitch(t, t.Context(), dir, "log"); code != exitOK ||
+		!strings.Contains(errOut, "unreadable run record") || !strings.Contains(out, "cached  a") {
+		t.Errorf("log with an unreadable run record: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
 }
 
 // TestUnreadableRunRecord: an empty last-run record (a crash while it was
-// written) made every show and status fail; show now reads the others,
+// written) made every show and status fail, and an empty run record log; show now reads the others,
 // status judges its stage by the cache alone, gc still refuses (it must see
 // every record before it deletes), and a run rewrites it.
 func TestUnreadableRunRecord(t *testing.T) {
@@ -245,7 +256,7 @@ func TestUnreadableRunRecord(t *testing.T) {
 	for _, content := range []string{"", "null", "{}", `{"pipeline": "p"}`} {
 		write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), content)
 		if code, _, errOut := stitch(t, t.Context(), dir, "gc"); code == exitOK ||
-			!strings.Contains(errOut, "last-run record unreadable") {
+			!strings.Contains(errOut, "run record unreadable") {
 			t.Errorf("gc, record %q: exit %d, stderr %q; want a refusal naming the record", content, code, errOut)
 		}
 	}
@@ -253,6 +264,17 @@ func TestUnreadableRunRecord(t *testing.T) {
 	if code, out, errOut := stitch(t, t.Context(), dir, "show", "a.out"); code != exitOK ||
 		!strings.Contains(out, "schema:") {
 		t.Errorf("show a.out after the rerun: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+
+	// An unreadable record of one run leaves the others to log.
+	runs, _ := filepath.Glob(filepath.Join(dir, ".stitch", "runs", "*.json"))
+	if len(runs) < 2 {
+		t.Fatalf("%d run records, want 2 or more", len(runs))
+	}
+	write(t, runs[0], "")
+	if code, out, errOut := stitch(t, t.Context(), dir, "log"); code != exitOK ||
+		!strings.Contains(errOut, "unreadable run record") || !strings.Contains(out, "cached  a") {
+		t.Errorf("log with an unreadable run record: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 }
 
