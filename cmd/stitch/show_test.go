@@ -234,9 +234,10 @@ func TestShowDiscardedObject(t *testing.T) {
 }
 
 // TestUnreadableRunRecord: an empty last-run record (a crash while it was
-// written) made every show and status fail, and an empty run record log; show now reads the others,
-// status judges its stage by the cache alone, gc still refuses (it must see
-// every record before it deletes), and a run rewrites it.
+// written) made every show and status fail, and an empty run record made
+// log fail. show now reads the others, status judges the stage by the
+// cache alone, log lists the other runs, gc still refuses (it must see
+// every record before it deletes), and a run rewrites the record.
 func TestUnreadableRunRecord(t *testing.T) {
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "p.yaml")
