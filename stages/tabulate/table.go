@@ -306,6 +306,12 @@ func (r *report) rows() [][]string {
 // terminal as well as rendered.
 func (r *report) Markdown() []byte {
 	rows := r.rows()
+	// A '|' in a name (an experiment's, a type's) would start a column.
+	for _, row := range rows {
+		for j, c := range row {
+			row[j] = strings.ReplaceAll(c, "|", `\|`)
+		}
+	}
 	widths := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for j, c := range row {

@@ -474,3 +474,25 @@ func tabulateOne(t *testing.T, info artifacts.MetricsInfo, rows []artifacts.Metr
 	md := string(output(t, run, "markdown"))
 	return run, md, markdownCells(t, md, "evaluate")
 }
+
+// A '|' in a type's name is escaped in the Markdown table, which would
+// otherwise gain a column.
+func TestMarkdownEscapesPipes(t *testing.T) {
+	info, rows := fakeMetrics(0.3)
+	rows = append(rows, artifacts.MetricRow{K: 5, Scope: "type:pi|pe", Metric: "recall", Value: 0.5})
+	_, md, _ := tabulateOne(t, info, rows, ReferenceNone)
+	columns := -1
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		n := strings.Count(line, "|") - strings.Count(line, `\|`)
+		if columns >= 0 && n != columns {
+			t.Errorf("%d column bars in %q, want %d:\n%s", n, line, columns, md)
+		}
+		columns = n
+	}
+	if !strings.Contains(md, `pi\|pe`) {
+		t.Errorf("no escaped type name in:\n%s", md)
+	}
+}
