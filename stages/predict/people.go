@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -102,7 +103,13 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	// writes its own index.
 	failed := make([]error, len(opts.Images))
 	fill := func(_ context.Context, i int, dst []float32) error {
-		img, err := pixels.Load(opts.Images[i]) // its errors name the file
+		var img *image.NRGBA
+		var err error
+		if st, serr := os.Stat(opts.Images[i]); serr == nil && st.IsDir() {
+			err = fmt.Errorf("%s is a folder, not an image", opts.Images[i])
+		} else {
+			img, err = pixels.Load(opts.Images[i]) // its errors name the file
+		}
 		if err == nil {
 			if err = toTensor(dst, img, model.Meta); err != nil {
 				err = fmt.Errorf("image %s: %w", opts.Images[i], err)
