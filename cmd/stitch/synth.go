@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"syscall"
 
 	"stitch/stages/synth"
 )
@@ -31,8 +33,18 @@ stitch run pipelines/demo.yaml --set data=out/synth`,
 			if *out == "" {
 				return usagef("synth needs --out DIR")
 			}
-			if !(*unknown >= 0 && *unknown < 1) {
+			switch {
+			case !(*unknown >= 0 && *unknown < 1):
 				return usagef("--unknown %g: want a fraction from 0 up to, not including, 1", *unknown)
+			case *n < 1 || *n > synth.MaxImages:
+				return usagef("--n %d: want 1 to %d images", *n, synth.MaxImages)
+			case *size < synth.MinSize || *size > synth.MaxSize:
+				return usagef("--size %d: want %d to %d pixels", *size, synth.MinSize, synth.MaxSize)
+			}
+			if st, err := os.Stat(*out); err == nil && !st.IsDir() {
+				return usagef("--out %s is a file, not a folder", *out)
+			} else if errors.Is(err, syscall.ENOTDIR) {
+				return usagef("--out %s: a folder on its path is a file", *out)
 			}
 			opts := defaults
 			opts.Out, opts.N, opts.Seed, opts.Size, opts.UnknownFraction = *out, *n, *seed, *size, *unknown

@@ -40,6 +40,10 @@ func TestSynthUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--out", other, "--n", "2"}, "is not empty and holds no earlier synth dataset"},
 		{[]string{"--out", filepath.Join(dir, "new"), "--unknown", "1"}, "--unknown 1: want a fraction"},
+		{[]string{"--out", filepath.Join(dir, "new"), "--n", "0"}, "--n 0: want 1 to 10000000 images"},
+		{[]string{"--out", filepath.Join(dir, "new"), "--size", "3"}, "--size 3: want 32 to 4096 pixels"},
+		{[]string{"--out", filepath.Join(other, "notes.txt")}, "notes.txt is a file, not a folder"},
+		{[]string{"--out", filepath.Join(other, "notes.txt", "sub")}, "a folder on its path is a file"},
 	} {
 		code, _, stderr := stitch(t, t.Context(), dir, append([]string{"synth"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {

@@ -65,16 +65,23 @@ func Attributes() (names []string, coarseTypes, fineGroups []int) {
 	return names, coarseTypes, fineGroups
 }
 
+// Bounds of Options.N and Options.Size.
+const (
+	MaxImages = 10_000_000
+	MinSize   = 32
+	MaxSize   = 4096
+)
+
 // Validate checks the options: an output folder, n, size and the unknown
 // fraction in range.
 func (o *Options) Validate() error {
 	switch {
 	case o.Out == "":
 		return errors.New("synth: no output folder")
-	case o.N < 1 || o.N > 10_000_000:
-		return fmt.Errorf("synth: n %d, want 1 to 10000000", o.N)
-	case o.Size < 32 || o.Size > 4096:
-		return fmt.Errorf("synth: size %d, want 32 to 4096", o.Size)
+	case o.N < 1 || o.N > MaxImages:
+		return fmt.Errorf("synth: n %d, want 1 to %d", o.N, MaxImages)
+	case o.Size < MinSize || o.Size > MaxSize:
+		return fmt.Errorf("synth: size %d, want %d to %d", o.Size, MinSize, MaxSize)
 	case o.UnknownFraction < 0 || o.UnknownFraction >= 1:
 		return fmt.Errorf("synth: unknown_fraction %g, want [0, 1)", o.UnknownFraction)
 	}
