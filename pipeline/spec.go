@@ -204,7 +204,8 @@ func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 		case "name":
 			p.Name = l.scalar(kv.val, "name")
 			if p.Name != "" && !pipelineNameRE.MatchString(p.Name) {
-				l.errorf(kv.val, "pipeline name %q: use letters, digits, '_', '-' and '.'", p.Name)
+				l.errorf(kv.val, "pipeline name %q: use letters, digits, '_', '-' and '.', "+
+					"starting with a letter, digit or '_'", p.Name)
 			}
 		case "params":
 			paramsNode = kv.val

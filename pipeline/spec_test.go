@@ -48,6 +48,8 @@ func TestValidationErrors(t *testing.T) {
 		src  string
 		want []string // each must appear in the error text
 	}{
+		{"pipeline name of dots", "name: \"..\"\nstages: {a: {uses: source}}\n",
+			[]string{`p.yaml:1:7: pipeline name "..": use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'`}},
 		{"empty list input", `
 stages:
   a: {uses: source}
