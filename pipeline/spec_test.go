@@ -49,7 +49,8 @@ func TestValidationErrors(t *testing.T) {
 		want []string // each must appear in the error text
 	}{
 		{"pipeline name of dots", "name: \"..\"\nstages: {a: {uses: source}}\n",
-			[]string{`p.yaml:1:7: pipeline name "..": use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'`}},
+			[]string{`p.yaml:1:7: pipeline name "..": use letters, digits, '_', '-' and '.', ` +
+				`starting with a letter, digit or '_'`}},
 		{"empty list input", `
 stages:
   a: {uses: source}
@@ -585,7 +586,8 @@ func TestWholeFileErrors(t *testing.T) {
 		{"consumers of a failed matrix", "stages:\n  a: {uses: source, matrix: {value: [x, x]}}\n" +
 			"  j: {uses: join, needs: {in: [a.out]}}\n",
 			`p.yaml:2:41: stage a: matrix key value lists "x" twice`},
-		{"alias limit", "params:\n" + indent(laughs) + "stages: {}\n", "file expands to more than 1048576 nodes through aliases"},
+		{"alias limit", "params:\n" + indent(laughs) + "stages: {}\n",
+			"file expands to more than 1048576 nodes through aliases"},
 		{"second document", "stages:\n  a: {uses: source}\n---\nstages:\n  b: {uses: source}\n",
 			"p.yaml:3:1: a second YAML document (after ---): a pipeline file holds one"},
 	}
