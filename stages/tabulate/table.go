@@ -216,6 +216,11 @@ func (r *report) rankNote() string {
 // category accuracy whose top list holds every category, and that count.
 func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
 	switch {
+	case c.Name == "recall_micro" || c.Name == "recall_macro" || c.Name == "recall_all_global" ||
+		c.Name == "recall_all_pooled":
+		// Every attribute in the top list: each of these is 100 too.
+		n := e.Info.Attributes
+		return n, n > 0 && n <= r.K
 	case c.typeScope != "":
 		n, ok := e.get(0, c.typeScope, "", "attributes")
 		return int(n), ok && int(n) <= r.K
@@ -230,19 +235,27 @@ func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
 // category counts; "" when there are none.
 func (r *report) wholeNote() string {
 	var types, cats []string
+	everyAttribute := 0
 	for _, c := range r.Cols {
 		for _, e := range r.Exps {
 			if n, all := r.rankedWhole(e, c); all {
-				if c.categoryK() > 0 {
+				switch {
+				case c.categoryK() > 0:
 					cats = append(cats, fmt.Sprintf("%s: %d categories", c.Header, n))
-				} else {
+				case c.typeScope != "":
 					types = append(types, fmt.Sprintf("%s: %d", c.Header, n))
+				default:
+					everyAttribute = n
 				}
 				break
 			}
 		}
 	}
 	var notes []string
+	if everyAttribute > 0 {
+		notes = append(notes, fmt.Sprintf("* An experiment with no more attributes than k = %d (%d) holds them all "+
+			"in its top list: its recall is 100 by construction.", r.K, everyAttribute))
+	}
 	if len(types) > 0 {
 		notes = append(notes, fmt.Sprintf("* The type has no more attributes than k = %d (%s), so its top-%d list "+
 			"holds them all and its recall is 100 by construction.", r.K, strings.Join(types, ", "), r.K))

@@ -496,3 +496,21 @@ func TestMarkdownEscapesPipes(t *testing.T) {
 		t.Errorf("no escaped type name in:\n%s", md)
 	}
 }
+
+// An experiment with no more attributes than k has its recall columns
+// marked, with a note: every attribute is in every top list.
+func TestEveryAttributeRanked(t *testing.T) {
+	info, rows := fakeMetrics(0.3)
+	info.Attributes = 4
+	_, md, cells := tabulateOne(t, info, rows, ReferenceNone)
+	for col, marked := range map[string]bool{"R micro": true, "R macro": true, "all global": true,
+		"all pooled": true, "P micro": false} {
+		if got := strings.HasSuffix(cells[col], " *"); got != marked {
+			t.Errorf("cell %s = %q: marked %v, want %v:\n%s", col, cells[col], got, marked, md)
+		}
+	}
+	const note = "* An experiment with no more attributes than k = 5 (4) holds them all in its top list"
+	if !strings.Contains(md, note) {
+		t.Errorf("no note %q under the table:\n%s", note, md)
+	}
+}
