@@ -120,6 +120,7 @@ func (l *loader) matrix(rs *rawStage) []variant {
 		if twice {
 			return nil // the variants' names would collide: say only why
 		}
+		l.checkShadowed(rs, e)
 		spelled := spellValues(e.key.Value, e.val.Content)
 		var next []variant
 		for _, v := range out {
@@ -138,6 +139,24 @@ func (l *loader) matrix(rs *rawStage) []variant {
 		out[i].suffix = out[i].makeSuffix()
 	}
 	return out
+}
+
+// checkShadowed reports a `with:` value that the matrix axis e replaces
+// in every variant, so that it never takes effect: only mappings merge
+// (mergeMappings). An include entry may leave a key out, so its values do
+// not shadow.
+func (l *loader) checkShadowed(rs *rawStage, e pair) {
+	if rs.with == nil || rs.with.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(rs.with.Content); i += 2 {
+		k, v := rs.with.Content[i], rs.with.Content[i+1]
+		if k.Value != e.key.Value || v.Kind == yaml.MappingNode {
+			continue
+		}
+		l.errorf(k, "stage %s: %s is set here and varied by the matrix at line %d, which sets it in every "+
+			"variant: remove it here", rs.name, k.Value, e.key.Line)
+	}
 }
 
 // valueText is n's flow YAML with every number in one spelling, so that

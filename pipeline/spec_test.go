@@ -51,6 +51,10 @@ func TestValidationErrors(t *testing.T) {
 		{"pipeline name of dots", "name: \"..\"\nstages: {a: {uses: source}}\n",
 			[]string{`p.yaml:1:7: pipeline name "..": use letters, digits, '_', '-' and '.', ` +
 				`starting with a letter, digit or '_'`}},
+		{"with value the matrix shadows", "stages:\n  a:\n    uses: source\n    with: {lr: 0.1, lines: 2}\n" +
+			"    matrix: {lr: [0.2, 0.3]}\n",
+			[]string{`p.yaml:4:12: stage a: lr is set here and varied by the matrix at line 5, which sets it in ` +
+				`every variant: remove it here`}},
 		{"empty list input", `
 stages:
   a: {uses: source}
