@@ -88,7 +88,7 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("no command: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 	code, _, synthErr := stitch(t, t.Context(), dir, "synth", "--out", filepath.Join(dir, "s"), "--n", "0")
-	if code != exitUsage || !strings.Contains(synthErr, "n 0, want 1 to 10000000") {
+	if code != exitUsage || !strings.Contains(synthErr, "--n 0: want 1 to 10000000 images") {
 		t.Errorf("synth --n 0: exit %d, stderr %q", code, synthErr)
 	}
 }
