@@ -36,7 +36,8 @@ type GCResult struct {
 }
 
 // GC removes the objects that no stage's last recorded run references
-// (see LastRecords), the cache entries that pointed at them, the
+// (see LastRecords; the cache entry of the record's key counts as its
+// reference too), the cache entries that pointed at them, the
 // temporary files of interrupted writes, the per-key lock files that no
 // process holds and the work folders of abandoned attempts: a folder
 // stays while its key is the latest attempt of some stage that did not
@@ -62,10 +63,19 @@ func (w *Workspace) GC(ctx context.Context, dryRun bool) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Live are the outputs each record names and those its key's cache
+	// entry names: a record edited or cut short must not free the
+	// current outputs it no longer lists.
 	live := map[artifacts.ID]bool{}
 	for _, r := range records {
 		for _, id := range r.Outputs {
 			live[id] = true
+		}
+		var e IndexEntry
+		if len(r.Key) > 2 && readJSON(w.indexPath(r.Key), &e) == nil {
+			for _, id := range e.Outputs {
+				live[id] = true
+			}
 		}
 	}
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,5 +36,37 @@ func TestGCLockFiles(t *testing.T) {
 		if got := locks(); len(got) != tc.left {
 			t.Errorf("lock files after stitch %v: %v, want %d", tc.args, got, tc.left)
 		}
+	}
+}
+
+// TestGCKeepsCacheEntryOutputs: a last-run record that lists fewer
+// outputs than its key's cache entry (edited, cut short) does not let gc
+// free the outputs it leaves out (found by a tester).
+func TestGCKeepsCacheEntryOutputs(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "p.yaml")
+	write(t, pipe, "name: p\nstages: {a: {uses: source}}")
+	mustRun(t, dir, pipe)
+	_, path, _ := stitch(t, t.Context(), dir, "show", "a.out", "--path")
+	path = strings.TrimSpace(path)
+
+	record := filepath.Join(dir, ".stitch", "last", "p", "a.json")
+	data, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	r["outputs"] = map[string]any{}
+	data, _ = json.Marshal(r)
+	write(t, record, string(data))
+
+	if code, out, errOut := stitch(t, t.Context(), dir, "gc"); code != exitOK {
+		t.Fatalf("gc: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("a's current output %s was freed: %v", path, err)
 	}
 }
