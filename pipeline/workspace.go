@@ -194,7 +194,13 @@ func (w *Workspace) readIndex(key string) (*IndexEntry, error) {
 
 // LastRecord returns the last successful run of stage, or nil.
 func (w *Workspace) LastRecord(pipeline, stage string) (*StageRecord, error) {
-	return readRecord(w.lastPath(pipeline, stage))
+	path := w.lastPath(pipeline, stage)
+	r, err := readRecord(path)
+	if err == nil && r != nil && (r.Pipeline != pipeline || r.Stage != stage) {
+		return nil, fmt.Errorf("%w: %s: it is stage %s of pipeline %s; a stitch run of its pipeline rewrites it",
+			ErrBadRecord, path, r.Stage, r.Pipeline)
+	}
+	return r, err
 }
 
 // ErrBadRecord marks a record, of a stage's last run or of a run, that

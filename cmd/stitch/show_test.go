@@ -243,6 +243,16 @@ func TestUnreadableRunRecord(t *testing.T) {
 		!strings.Contains(out, "2 fresh, 0 stale") || !strings.Contains(errOut, "unreadable run record") {
 		t.Errorf("status: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
+	// A record of another stage in a's place: status warns, run rewrites.
+	b, err := os.ReadFile(filepath.Join(dir, ".stitch", "last", "p", "b.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), string(b))
+	if code, _, errOut := stitch(t, t.Context(), dir, "status", pipe); code != exitOK ||
+		!strings.Contains(errOut, "it is stage b of pipeline p") {
+		t.Errorf("status, b's record as a's: exit %d, stderr %q", code, errOut)
+	}
 	// JSON that parses but says nothing would let gc free a's objects.
 	for _, content := range []string{"", "null", "{}", `{"pipeline": "p"}`} {
 		write(t, filepath.Join(dir, ".stitch", "last", "p", "a.json"), content)
