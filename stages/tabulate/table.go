@@ -220,7 +220,20 @@ func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
 		c.Name == "recall_all_pooled":
 		// Every attribute in the top list: each of these is 100 too.
 		n := e.Info.Attributes
-		return n, n > 0 && n <= r.K
+		if n > 0 && n <= r.K {
+			return n, true
+		}
+		// Pooled over types ranks within each type: every type whole
+		// makes it whole.
+		if c.Name != "recall_all_pooled" || len(e.Types) == 0 {
+			return n, false
+		}
+		for _, t := range e.Types {
+			if m, ok := e.get(0, t, "", "attributes"); !ok || int(m) > r.K {
+				return n, false
+			}
+		}
+		return 0, true
 	case c.typeScope != "":
 		n, ok := e.get(0, c.typeScope, "", "attributes")
 		return int(n), ok && int(n) <= r.K
@@ -235,7 +248,7 @@ func (r *report) rankedWhole(e *experiment, c column) (int, bool) {
 // category counts; "" when there are none.
 func (r *report) wholeNote() string {
 	var types, cats []string
-	everyAttribute := 0
+	everyAttribute, everyType := 0, false
 	for _, c := range r.Cols {
 		for _, e := range r.Exps {
 			if n, all := r.rankedWhole(e, c); all {
@@ -244,6 +257,8 @@ func (r *report) wholeNote() string {
 					cats = append(cats, fmt.Sprintf("%s: %d categories", c.Header, n))
 				case c.typeScope != "":
 					types = append(types, fmt.Sprintf("%s: %d", c.Header, n))
+				case n == 0:
+					everyType = true
 				default:
 					everyAttribute = n
 				}
@@ -259,6 +274,10 @@ func (r *report) wholeNote() string {
 	if len(types) > 0 {
 		notes = append(notes, fmt.Sprintf("* The type has no more attributes than k = %d (%s), so its top-%d list "+
 			"holds them all and its recall is 100 by construction.", r.K, strings.Join(types, ", "), r.K))
+	}
+	if everyType && everyAttribute == 0 {
+		notes = append(notes, fmt.Sprintf("* Every type of the experiment has no more attributes than k = %d, "+
+			"so its pooled recall is 100 by construction.", r.K))
 	}
 	if len(cats) > 0 {
 		notes = append(notes, fmt.Sprintf("* The experiment ranks no more categories than the top list holds (%s), "+

@@ -514,3 +514,20 @@ func TestEveryAttributeRanked(t *testing.T) {
 		t.Errorf("no note %q under the table:\n%s", note, md)
 	}
 }
+
+// When every type has no more attributes than k, "all pooled" ranks each
+// type whole: it is marked, with its own note.
+func TestEveryTypeRanked(t *testing.T) {
+	info, rows := fakeMetrics(0.3)
+	for _, tn := range deepFashionTypes {
+		rows = append(rows, artifacts.MetricRow{K: 0, Scope: "type:" + tn, Metric: "attributes", Value: 4})
+	}
+	_, md, cells := tabulateOne(t, info, rows, ReferenceNone)
+	if !strings.HasSuffix(cells["all pooled"], " *") || strings.HasSuffix(cells["all global"], " *") {
+		t.Errorf("all pooled %q, all global %q: want only pooled marked:\n%s", cells["all pooled"], cells["all global"], md)
+	}
+	const note = "* Every type of the experiment has no more attributes than k = 5, so its pooled recall is 100"
+	if !strings.Contains(md, note) {
+		t.Errorf("no note %q:\n%s", note, md)
+	}
+}
