@@ -77,13 +77,13 @@ const (
 func (o *Options) Validate() error {
 	switch {
 	case o.Out == "":
-		return errors.New("synth: no output folder")
+		return errors.New("no output folder")
 	case o.N < 1 || o.N > MaxImages:
-		return fmt.Errorf("synth: n %d, want 1 to %d", o.N, MaxImages)
+		return fmt.Errorf("n %d, want 1 to %d", o.N, MaxImages)
 	case o.Size < MinSize || o.Size > MaxSize:
-		return fmt.Errorf("synth: size %d, want %d to %d", o.Size, MinSize, MaxSize)
+		return fmt.Errorf("size %d, want %d to %d", o.Size, MinSize, MaxSize)
 	case o.UnknownFraction < 0 || o.UnknownFraction >= 1:
-		return fmt.Errorf("synth: unknown_fraction %g, want [0, 1)", o.UnknownFraction)
+		return fmt.Errorf("unknown_fraction %g, want [0, 1)", o.UnknownFraction)
 	}
 	return nil
 }
@@ -126,13 +126,13 @@ func Generate(ctx context.Context, opts Options) (Summary, error) {
 	}
 	for _, dir := range []string{"img", "Anno", "Anno_fine", "Eval"} {
 		if err := os.MkdirAll(filepath.Join(opts.Out, dir), 0o755); err != nil {
-			return Summary{}, fmt.Errorf("synth: %w", err)
+			return Summary{}, err
 		}
 	}
 	// The title goes first, so that an interrupted run's folder is known
 	// as synth's when it runs again; the summary replaces it at the end.
 	if err := os.WriteFile(filepath.Join(opts.Out, "README.md"), []byte(readmeTitle+"\nbeing drawn\n"), 0o644); err != nil {
-		return Summary{}, fmt.Errorf("synth: %w", err)
+		return Summary{}, err
 	}
 	names, _, _ := Attributes()
 	samples := make([]sample, opts.N)
@@ -209,10 +209,10 @@ func drawSample(opts Options, i, numAttrs int) (sample, error) {
 	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 92}); err != nil {
-		return s, fmt.Errorf("synth: encode %s: %w", s.path, err)
+		return s, fmt.Errorf("encode %s: %w", s.path, err)
 	}
 	if err := os.WriteFile(filepath.Join(opts.Out, filepath.FromSlash(s.path)), buf.Bytes(), 0o644); err != nil {
-		return s, fmt.Errorf("synth: %w", err)
+		return s, err
 	}
 	return s, nil
 }
@@ -221,16 +221,16 @@ func drawSample(opts Options, i, numAttrs int) (sample, error) {
 func writeFile(path string, fill func(w *bufio.Writer)) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("synth: %w", err)
+		return err
 	}
 	w := bufio.NewWriter(f)
 	fill(w)
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return fmt.Errorf("synth: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("synth: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
@@ -415,17 +415,17 @@ func clearOut(out string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("synth: %w", err)
+		return err
 	case len(entries) == 0:
 		return nil
 	}
 	readme, err := os.ReadFile(filepath.Join(out, "README.md"))
 	if err != nil || !bytes.HasPrefix(readme, []byte(readmeTitle)) {
-		return fmt.Errorf("synth: %s %w (no README.md from stitch synth); give a new or empty folder",
+		return fmt.Errorf("%s %w (no README.md from stitch synth); give a new or empty folder",
 			out, ErrOtherFolder)
 	}
 	if err := os.RemoveAll(filepath.Join(out, "img")); err != nil {
-		return fmt.Errorf("synth: remove the earlier dataset's images: %w", err)
+		return fmt.Errorf("remove the earlier dataset's images: %w", err)
 	}
 	return nil
 }

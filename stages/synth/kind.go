@@ -3,7 +3,6 @@ package synth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strconv"
 
@@ -72,7 +71,7 @@ func (kind) Run(ctx context.Context, run pipeline.Run, params any) error {
 	opts := p.options()
 	out, err := filepath.Abs(p.Out)
 	if err != nil {
-		return fmt.Errorf("synth: %w", err)
+		return err
 	}
 	opts.Out = out
 	opts.Workers = run.Settings().Threads
