@@ -108,7 +108,8 @@ func TestPredictMissingAmongOthers(t *testing.T) {
 	if code != exitFailed || !strings.HasPrefix(out, good+"\n") {
 		t.Errorf("exit %d, stdout:\n%s\nwant exit %d and the good image scored", code, out, exitFailed)
 	}
-	if !strings.Contains(stderr, missing) || !strings.Contains(stderr, folder+" is a folder, not an image") ||
+	if !strings.Contains(stderr, missing+": no such image file") ||
+		!strings.Contains(stderr, folder+" is a folder, not an image") ||
 		!strings.HasSuffix(stderr, "2 of 3 images could not be read\n") {
 		t.Errorf("stderr %q: want the missing file and the folder named", stderr)
 	}

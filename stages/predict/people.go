@@ -105,8 +105,11 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	fill := func(_ context.Context, i int, dst []float32) error {
 		var img *image.NRGBA
 		var err error
+		// Worded as when the command line is checked, for one image alone.
 		if st, serr := os.Stat(opts.Images[i]); serr == nil && st.IsDir() {
 			err = fmt.Errorf("%s is a folder, not an image", opts.Images[i])
+		} else if errors.Is(serr, os.ErrNotExist) {
+			err = fmt.Errorf("%s: no such image file", opts.Images[i])
 		} else {
 			img, err = pixels.Load(opts.Images[i]) // its errors name the file
 		}
