@@ -151,11 +151,43 @@ func (l *loader) checkShadowed(rs *rawStage, e pair) {
 	}
 	for i := 0; i+1 < len(rs.with.Content); i += 2 {
 		k, v := rs.with.Content[i], rs.with.Content[i+1]
-		if k.Value != e.key.Value || v.Kind == yaml.MappingNode {
-			continue
+		if k.Value == e.key.Value {
+			l.shadowed(rs, k, v, e.val.Content, k.Value, e.key.Line)
 		}
+	}
+}
+
+// shadowed reports the `with:` value v of key k (at path) when every
+// matrix value in vals replaces it: a mapping only where they all are
+// mappings setting the same key, which it checks key by key.
+func (l *loader) shadowed(rs *rawStage, k, v *yaml.Node, vals []*yaml.Node, path string, line int) {
+	merged := 0 // values that merge into v rather than replace it
+	for _, val := range vals {
+		if v.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode {
+			merged++
+		}
+	}
+	switch merged {
+	case 0:
 		l.errorf(k, "stage %s: %s is set here and varied by the matrix at line %d, which sets it in every "+
-			"variant: remove it here", rs.name, k.Value, e.key.Line)
+			"variant: remove it here", rs.name, path, line)
+		return
+	case len(vals):
+	default:
+		return // some variants keep part of v
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		sub := make([]*yaml.Node, 0, len(vals))
+		for _, val := range vals {
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				if val.Content[j].Value == v.Content[i].Value {
+					sub = append(sub, val.Content[j+1])
+				}
+			}
+		}
+		if len(sub) == len(vals) { // every variant sets it
+			l.shadowed(rs, v.Content[i], v.Content[i+1], sub, path+"."+v.Content[i].Value, line)
+		}
 	}
 }
 

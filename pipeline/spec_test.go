@@ -55,6 +55,9 @@ func TestValidationErrors(t *testing.T) {
 			"    matrix: {lr: [0.2, 0.3]}\n",
 			[]string{`p.yaml:4:12: stage a: lr is set here and varied by the matrix at line 5, which sets it in ` +
 				`every variant: remove it here`}},
+		{"nested with value the matrix shadows", "stages:\n  a:\n    uses: source\n" +
+			"    with: {value: {k: 1, j: 2}}\n    matrix: {value: [{k: 3}, {k: 4, j: 5}]}\n",
+			[]string{`p.yaml:4:20: stage a: value.k is set here and varied by the matrix at line 5`}},
 		{"empty list input", `
 stages:
   a: {uses: source}

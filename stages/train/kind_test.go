@@ -736,7 +736,7 @@ func TestOutputNeutral(t *testing.T) {
 // from the stage's with: (it used to replace the whole phase block, so
 // steps_per_epoch fell back to its default), and names the variant by it.
 func TestMatrixOverPhaseSetting(t *testing.T) {
-	p, err := parseTrain(t, trainYAML(`    with: {phase1: {max_epochs: 10, steps_per_epoch: 7, learning_rate: 0.01}}
+	p, err := parseTrain(t, trainYAML(`    with: {phase1: {steps_per_epoch: 7, learning_rate: 0.01}}
     matrix: {phase1: [{max_epochs: 1}, {max_epochs: 2}]}
 `))
 	if err != nil {
