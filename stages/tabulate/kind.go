@@ -135,7 +135,7 @@ func build(ctx context.Context, run pipeline.Run, p *Params) (*report, error) {
 	}
 
 	histRefs := run.Inputs("history")
-	histNames := shortNames(stageNames(histRefs))
+	histNames := experimentLabels(histRefs, rep.Exps)
 	for i, ref := range histRefs {
 		epochs, err := store.GetHistory(ref.ID)
 		if err != nil {
@@ -144,7 +144,7 @@ func build(ctx context.Context, run pipeline.Run, p *Params) (*report, error) {
 		rep.Histories = append(rep.Histories, history{Name: histNames[i], Epochs: epochs})
 	}
 	paRefs := run.Inputs("per_attribute")
-	paNames := shortNames(stageNames(paRefs))
+	paNames := experimentLabels(paRefs, rep.Exps)
 	for i, ref := range paRefs {
 		rows, err := store.GetAttributeMetrics(ref.ID)
 		if err != nil {

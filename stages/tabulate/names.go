@@ -1,6 +1,10 @@
 package tabulate
 
-import "strings"
+import (
+	"strings"
+
+	"stitch/pipeline"
+)
 
 // shortNames cuts the tokens that all names share at their start and at
 // their end, so experiments read as what differs between them. A name is
@@ -101,4 +105,43 @@ func sharedSuffix(a, b []string) int {
 		n++
 	}
 	return n
+}
+
+// experimentLabels names the charts' series (histories, per-attribute
+// tables) as the table names its rows, so that one experiment reads
+// alike everywhere: a series from an experiment's own stage, or from the
+// one stage of the same variant (train[32] for evaluate[32]), takes that
+// experiment's name. When any series has no such match, they all keep
+// their own shortened names instead.
+func experimentLabels(refs []pipeline.InputRef, exps []*experiment) []string {
+	out := make([]string, len(refs))
+	for i, ref := range refs {
+		var same []*experiment
+		for _, e := range exps {
+			if e.Stage == ref.Stage {
+				same = []*experiment{e}
+				break
+			}
+			if v := variant(ref.Stage); v != "" && v == variant(e.Stage) {
+				same = append(same, e)
+			}
+		}
+		if len(same) != 1 {
+			return shortNames(stageNames(refs))
+		}
+		out[i] = same[0].Name
+	}
+	return out
+}
+
+// variant is the matrix part of a stage name: from its first '[', or
+// from its last '-' for an include name (train-A); "" for none.
+func variant(stage string) string {
+	if i := strings.IndexByte(stage, '['); i >= 0 {
+		return stage[i:]
+	}
+	if i := strings.LastIndexByte(stage, '-'); i >= 0 {
+		return stage[i:]
+	}
+	return ""
 }

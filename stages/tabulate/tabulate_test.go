@@ -531,3 +531,34 @@ func TestEveryTypeRanked(t *testing.T) {
 		t.Errorf("no note %q:\n%s", note, md)
 	}
 }
+
+// The charts name a series as the table names its experiment: by the
+// experiment's own stage, or by the one stage of the same variant.
+func TestExperimentLabels(t *testing.T) {
+	exps := []*experiment{{Name: "evaluate[32]", Stage: "evaluate[32]"}, {Name: "evaluate[128]", Stage: "evaluate[128]"},
+		{Name: "evaluate-frequency", Stage: "evaluate-frequency"}}
+	refs := func(stages ...string) []pipeline.InputRef {
+		var out []pipeline.InputRef
+		for _, s := range stages {
+			out = append(out, pipeline.InputRef{Stage: s})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		stages, want []string
+	}{
+		{[]string{"train[32]", "train[128]"}, []string{"evaluate[32]", "evaluate[128]"}},
+		{[]string{"evaluate[128]", "evaluate[32]"}, []string{"evaluate[128]", "evaluate[32]"}},
+		// No experiment of variant [64]: every series keeps its own short name.
+		{[]string{"train[32]", "train[64]"}, []string{"32", "64"}},
+	} {
+		if got := experimentLabels(refs(tc.stages...), exps); !slices.Equal(got, tc.want) {
+			t.Errorf("labels of %v = %v, want %v", tc.stages, got, tc.want)
+		}
+	}
+	// Two experiments of one variant: no telling which.
+	two := append(exps, &experiment{Name: "ev2[32]", Stage: "ev2[32]"})
+	if got := experimentLabels(refs("train[32]"), two); !slices.Equal(got, []string{"train[32]"}) {
+		t.Errorf("ambiguous variant labelled %v, want the series' own name", got)
+	}
+}
