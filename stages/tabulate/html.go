@@ -24,7 +24,7 @@ func colour(i int) string { return palette[i%len(palette)] }
 const css = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;background:#fff}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:8px 0}
-th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}th:first-child,td:first-child{text-align:left}
+th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}th:first-child,td:first-child{text-align:left}
 tr.ref td{color:#666;font-style:italic}.note{color:#555;font-size:12px}
 svg{display:block;margin:8px 0}svg text{font:11px system-ui,sans-serif;fill:#333}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}`
