@@ -138,8 +138,11 @@ func findOutput(w *pipeline.Workspace, arg, pipe string) (*pipeline.StageRecord,
 		}
 		if i := strings.LastIndexByte(arg, '.'); i > 0 && r.Stage == arg[:i] {
 			if _, ok := r.Outputs[arg[i+1:]]; !ok {
-				return nil, "", usagef("stage %s has no output %q%s", r.Stage, arg[i+1:],
-					suggest.Hint(arg[i+1:], sortedOutputs(r.Outputs)))
+				if hint := suggest.Hint(arg[i+1:], sortedOutputs(r.Outputs)); hint != "" {
+					return nil, "", usagef("stage %s has no output %q%s", r.Stage, arg[i+1:], hint)
+				}
+				return nil, "", usagef("stage %s has no output %q; it has %s", r.Stage, arg[i+1:],
+					strings.Join(sortedOutputs(r.Outputs), ", "))
 			}
 			found, output = append(found, r), arg[i+1:]
 		}

@@ -183,6 +183,7 @@ func TestShowPipelineErrors(t *testing.T) {
 		{[]string{"split"}, `stage "split" is in several pipelines (one, two)`},
 		{[]string{"spilt.out", "--pipeline", "one"},
 			`no recorded run of pipeline "one" has a stage or output "spilt.out"`},
+		{[]string{"split.nosuch", "--pipeline", "one"}, `stage split has no output "nosuch"; it has out`},
 	} {
 		code, _, errOut := stitch(t, t.Context(), dir, append([]string{"show"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
