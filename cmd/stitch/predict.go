@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,13 +50,9 @@ stitch predict --model model.onnx --top 3 --json a.jpg b.jpg`,
 			var notFile error
 			files := 0
 			for _, path := range args {
-				info, err := os.Stat(path)
-				switch {
-				case errors.Is(err, os.ErrNotExist):
-					notFile = cmp.Or(notFile, usagef("%s: no such image file", path))
-				case err == nil && info.IsDir():
-					notFile = cmp.Or(notFile, usagef("%s is a folder, not an image", path))
-				default:
+				if err := predict.CheckImagePath(path); err != nil {
+					notFile = cmp.Or(notFile, usagef("%v", err))
+				} else {
 					files++
 				}
 			}

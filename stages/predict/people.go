@@ -72,6 +72,19 @@ type ImageScores struct {
 	Types      []TypeScores    `json:"types,omitempty"`
 }
 
+// CheckImagePath says when path names no image file: nothing is there,
+// or a folder. Other problems show when the file is read.
+func CheckImagePath(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: no such image file", path)
+	case err == nil && st.IsDir():
+		return fmt.Errorf("%s is a folder, not an image", path)
+	}
+	return nil
+}
+
 // ForPeople scores opts.Images with opts.Model and returns, per image in
 // order, the opts.Top most probable attributes of each type and, for a
 // model with a category head, the opts.Top most probable categories. An
@@ -105,12 +118,7 @@ func ForPeople(ctx context.Context, opts Options) ([]ImageScores, error) {
 	fill := func(_ context.Context, i int, dst []float32) error {
 		var img *image.NRGBA
 		var err error
-		// Worded as when the command line is checked, for one image alone.
-		if st, serr := os.Stat(opts.Images[i]); serr == nil && st.IsDir() {
-			err = fmt.Errorf("%s is a folder, not an image", opts.Images[i])
-		} else if errors.Is(serr, os.ErrNotExist) {
-			err = fmt.Errorf("%s: no such image file", opts.Images[i])
-		} else {
+		if err = CheckImagePath(opts.Images[i]); err == nil {
 			img, err = pixels.Load(opts.Images[i]) // its errors name the file
 		}
 		if err == nil {
