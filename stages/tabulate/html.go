@@ -131,14 +131,24 @@ func (r *report) typeBars() string {
 	}
 	for gi, g := range groups {
 		x0 := left + float64(gi)*groupW + (groupW-barW*float64(perGroup))/2
-		bar := func(j int, v float64, fill, title string) {
+		bar := func(j int, v float64, fill, title string) float64 {
 			h := plotH * math.Max(0, math.Min(1, v))
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
 				x0+float64(j)*barW, top+plotH-h, barW-2, h, fill, html.EscapeString(title))
+			return top + plotH - h
 		}
 		for ei, e := range r.Exps {
 			if v, ok := g.get(e, r.K); ok {
-				bar(ei, v, colour(ei), fmt.Sprintf("%s %s: %.2f%%", e.Name, g.Header, 100*v))
+				_, whole := r.rankedWhole(e, g)
+				title := fmt.Sprintf("%s %s: %.2f%%", e.Name, g.Header, 100*v)
+				if whole {
+					title += " (100 by construction: the top list holds every attribute)"
+				}
+				if y := bar(ei, v, colour(ei), title); whole {
+					// The table's mark, over the bar.
+					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">*</text>`,
+						x0+(float64(ei)+.5)*barW-1, y-2)
+				}
 			}
 		}
 		for ri, ref := range r.References {

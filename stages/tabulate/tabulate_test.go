@@ -436,6 +436,11 @@ func TestTypeRankedWhole(t *testing.T) {
 	if !strings.Contains(md, note) || !strings.Contains(string(output(t, run, "html")), note) {
 		t.Errorf("no note %q under the tables:\n%s", note, md)
 	}
+	// The bars of those types say so too: one experiment, two types.
+	const bar = "(100 by construction: the top list holds every attribute)"
+	if n := strings.Count(string(output(t, run, "html")), bar); n != 2 {
+		t.Errorf("%d bars marked %q, want 2 (shape, part)", n, bar)
+	}
 }
 
 // A category accuracy whose top list holds every category is marked like
