@@ -105,7 +105,7 @@ type kind struct{}
 func New() pipeline.Kind { return kind{} }
 
 func (kind) Name() string    { return "partitions" }
-func (kind) Version() string { return "2" }
+func (kind) Version() string { return "3" }
 
 // Inputs has one optional input, after: artifacts that must exist before
 // the dataset is read (a synth stage's manifest). They are not read; they

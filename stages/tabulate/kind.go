@@ -54,7 +54,7 @@ func (kind) Name() string { return "tabulate" }
 
 // Version 2: category top-3 and top-5 accuracy columns (were one column
 // at the table's k) and the published category figures of every reference.
-func (kind) Version() string { return "2" }
+func (kind) Version() string { return "3" }
 
 func (kind) Inputs() []pipeline.Port {
 	return []pipeline.Port{
