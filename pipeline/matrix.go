@@ -162,9 +162,11 @@ func (l *loader) checkShadowed(rs *rawStage, e pair) {
 // mappings setting the same key, which it checks key by key.
 func (l *loader) shadowed(rs *rawStage, k, v *yaml.Node, vals []*yaml.Node, path string, line int) {
 	merged := 0 // values that merge into v rather than replace it
-	for _, val := range vals {
-		if v.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode {
-			merged++
+	if v.Kind == yaml.MappingNode {
+		for _, val := range vals {
+			if val.Kind == yaml.MappingNode {
+				merged++
+			}
 		}
 	}
 	switch merged {

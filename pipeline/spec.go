@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -172,8 +173,9 @@ const (
 )
 
 func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		l.syntaxError(err, data)
 		return nil
 	}
@@ -181,9 +183,9 @@ func (l *loader) parse(data []byte, reg *Registry, sets []string) *Pipeline {
 		l.errs = append(l.errs, &SpecError{Pos: Pos{File: l.file}, Msg: "empty pipeline file"})
 		return nil
 	}
+	// One document only: an empty one after a trailing --- is harmless.
 	var second yaml.Node
-	if dec := yaml.NewDecoder(bytes.NewReader(data)); dec.Decode(&yaml.Node{}) == nil && dec.Decode(&second) == nil &&
-		len(second.Content) > 0 && !isNull(second.Content[0]) {
+	if dec.Decode(&second) == nil && len(second.Content) > 0 && !isNull(second.Content[0]) {
 		l.errorf(&second, "a second YAML document (after ---): a pipeline file holds one; "+
 			"put other pipelines in their own files")
 		return nil
@@ -621,10 +623,8 @@ func (l *loader) withOverrides(rs *rawStage, v variant, params []string, produce
 // keys of over replace those of base, recursively, and base's other keys
 // stay, so `matrix: {phase1: [{max_epochs: 1}]}` varies one setting of a
 // block and keeps the rest of the stage's `with:`. Anything else is over.
+// Both are expanded trees (loader.expand): no aliases are left to follow.
 func mergeMappings(base, over *yaml.Node) *yaml.Node {
-	if base.Kind == yaml.AliasNode && base.Alias != nil {
-		base = base.Alias
-	}
 	if base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
 		return over
 	}
