@@ -43,12 +43,7 @@ func TestGCLockFiles(t *testing.T) {
 // outputs than its key's cache entry (edited, cut short) does not let gc
 // free the outputs it leaves out (found by a tester).
 func TestGCKeepsCacheEntryOutputs(t *testing.T) {
-	dir := t.TempDir()
-	pipe := filepath.Join(dir, "p.yaml")
-	write(t, pipe, "name: p\nstages: {a: {uses: source}}")
-	mustRun(t, dir, pipe)
-	_, path, _ := stitch(t, t.Context(), dir, "show", "a.out", "--path")
-	path = strings.TrimSpace(path)
+	dir, _, path := runOneSource(t)
 
 	record := filepath.Join(dir, ".stitch", "last", "p", "a.json")
 	data, err := os.ReadFile(record)

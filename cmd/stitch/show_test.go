@@ -196,12 +196,8 @@ func TestShowPipelineErrors(t *testing.T) {
 // discards a corrupt one) is said to be gone, with the run that
 // recomputes it (it read only "artifact not found"); that run does.
 func TestShowDiscardedObject(t *testing.T) {
-	dir := t.TempDir()
-	pipe := filepath.Join(dir, "p.yaml")
-	write(t, pipe, "stages: {a: {uses: source}}")
-	mustRun(t, dir, pipe)
-	_, path, _ := stitch(t, t.Context(), dir, "show", "a.out", "--path")
-	if err := os.Remove(strings.TrimSpace(path)); err != nil {
+	dir, pipe, path := runOneSource(t)
+	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 
@@ -278,6 +274,19 @@ func TestUnreadableRunRecord(t *testing.T) {
 		!strings.Contains(errOut, "unreadable run record") || !strings.Contains(out, "cached  a") {
 		t.Errorf("log with an unreadable run record: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
+}
+
+// runOneSource runs pipeline p, one source stage a, in a new workspace
+// folder and returns the folder, the pipeline file and the path of a.out's
+// object in the store.
+func runOneSource(t *testing.T) (dir, pipe, object string) {
+	t.Helper()
+	dir = t.TempDir()
+	pipe = filepath.Join(dir, "p.yaml")
+	write(t, pipe, "name: p\nstages: {a: {uses: source}}")
+	mustRun(t, dir, pipe)
+	_, object, _ = stitch(t, t.Context(), dir, "show", "a.out", "--path")
+	return dir, pipe, strings.TrimSpace(object)
 }
 
 // mustRun runs the pipeline file pipe in the workspace folder dir and
